@@ -1,0 +1,683 @@
+#pragma once
+// The pool's engine. Pool and Lease are thin handles onto one PoolState, which
+// lives on the heap so that a lease (or a worker stuck in a connect) may
+// outlive the Pool object: the last of them frees it.
+//
+// Paths:
+//   acquire  fast: claim an idle slot by CAS, the thread's last slot first.
+//            slow: under the lock, claim an idle slot or queue as a waiter
+//            (FIFO) and sleep on the waiter's own condition variable.
+//   release  fast: CAS lent -> idle. slow (attention bit set, or the
+//            connection needs a reset or must close): under the lock, hand it
+//            to the oldest waiter, queue it for a reset, or close it.
+//   workers  max_connecting threads that open connections, reset returned
+//            ones and run housekeeping. Connects and resets run outside the lock.
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include "../source_location.hpp"
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "../concepts.hpp"
+#include "../error.hpp"
+#include "../options.hpp"
+#include "../stats.hpp"
+#include "slot.hpp"
+
+namespace reservoir::detail {
+
+enum class CloseReason { idle_timeout, lifetime, broken, discarded, reset_failed, shutdown };
+
+inline std::string ms_text(duration d) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
+}
+
+template <class D, class S, class H, class C, class K>
+class PoolState {
+public:
+    using connection_type = typename D::connection_type;
+    using SlotT = Slot<connection_type>;
+
+    PoolState(D driver, PoolOptions options, S sizing, H health, C context, K clock)
+        : driver_(std::move(driver)),
+          sizing_(std::move(sizing)),
+          health_(std::move(health)),
+          context_(std::move(context)),
+          clock_(std::move(clock)),
+          options_(std::move(options)),
+          nslots_(validated_max_size()),
+          slots_(std::make_unique<SlotT[]>(nslots_)),
+          random_(reinterpret_cast<std::uintptr_t>(this)) {
+        resets_.reserve(nslots_);  // so that queueing a reset never allocates
+        next_housekeeping_ = clock_.now();
+        if (options_.background_threads) start_workers();
+    }
+
+    PoolState(const PoolState&) = delete;
+    PoolState& operator=(const PoolState&) = delete;
+
+    // ---- acquire / release ------------------------------------------------
+
+    SlotT* acquire(duration timeout, const source_location& where) {
+        time_point start{}, deadline{};  // read the precise clock only once we must wait
+        SlotT* s = claim_idle_fast();
+        for (;;) {
+            if (s && checkout(*s, deadline, timeout, where)) return s;
+            if (start == time_point{}) {
+                start = clock_.now();
+                deadline = start + timeout;
+            }
+            s = claim_idle_fast();
+            if (!s) s = wait_for_slot(start, deadline);
+        }
+    }
+
+    // Never waits for a connection: nullptr when none is free right now.
+    SlotT* try_acquire(const source_location& where) {
+        SlotT* s = claim_idle_fast();
+        if (!s) {
+            std::unique_lock lk(mu_);
+            if (closing_) throw closed_error();
+            if (!head_) s = claim_idle_locked();
+            if (!s) {
+                wake_worker_if_needed_locked();
+                return nullptr;
+            }
+        }
+        return checkout(*s, time_point{}, options_.acquire_timeout, where) ? s : nullptr;
+    }
+
+    void release(SlotT& s, bool discard) noexcept {
+        const time_point now = clock_.coarse_now();
+        s.mark_used(now);
+        ReleaseAction action = ReleaseAction::discard;
+        CloseReason why = CloseReason::discarded;
+        if (!discard) {
+            action = context_.on_release(*s.conn);
+            if (action != ReleaseAction::discard && health_.retire(s.info(), now)) {
+                action = ReleaseAction::discard;
+                why = CloseReason::lifetime;
+            } else if (action == ReleaseAction::reuse && !driver_.is_usable(*s.conn)) {
+                action = ReleaseAction::discard;
+                why = CloseReason::broken;
+            }
+        }
+        if (action == ReleaseAction::reuse) {
+            std::uint32_t expected = slot_lent;
+            if (s.word.compare_exchange_strong(expected, slot_idle, std::memory_order_release,
+                                               std::memory_order_relaxed))
+                return;
+        }
+        release_slow(s, action, why);
+    }
+
+    // ---- lifecycle --------------------------------------------------------
+
+    // Stops new acquires, wakes waiters with pool-closed, closes idle
+    // connections, and waits up to `timeout` for lent ones to come back.
+    // True when every connection is closed.
+    bool shutdown(duration timeout) {
+        const time_point deadline = clock_.now() + timeout;
+        std::unique_lock lk(mu_);
+        begin_close_locked(lk);
+        while (!drained_locked()) {
+            if (!wait_until(drained_cv_, lk, deadline)) return drained_locked();
+        }
+        return true;
+    }
+
+    // Called once by the Pool's destructor: shut down without waiting, stop
+    // the workers, and hand the state to whoever still holds a part of it.
+    void destroy_handle() noexcept {
+        std::unique_lock lk(mu_);
+        begin_close_locked(lk);
+        stop_ = true;
+        work_cv_.notify_all();
+        // Idle workers exit at once; a worker inside a connect or reset is
+        // bounded by its own deadline and is left to finish on its own.
+        const time_point grace = clock_.now() + std::chrono::milliseconds(200);
+        while (running_workers_ > workers_in_io_ && wait_until(drained_cv_, lk, grace)) {
+        }
+        const bool all_exited = running_workers_ == 0;
+        std::vector<std::thread> workers = std::move(workers_);
+        orphaned_ = true;
+        for (std::size_t i = 0; i < nslots_; ++i)
+            if ((slots_[i].word.load(std::memory_order_acquire) & slot_state_mask) == slot_lent) ++refs_;
+        lk.unlock();
+        for (auto& t : workers) all_exited ? t.join() : t.detach();
+        drop_ref();
+    }
+
+    // Manual mode (background_threads = false): run due work in the caller.
+    void maintain() {
+        std::unique_lock lk(mu_);
+        while (run_one_job_locked(lk)) {
+        }
+        housekeep_locked(lk);
+        while (run_one_job_locked(lk)) {
+        }
+    }
+
+    PoolStats stats() const {
+        PoolStats st;
+        std::lock_guard lk(mu_);
+        for (std::size_t i = 0; i < nslots_; ++i) {
+            switch (slots_[i].state()) {
+                case slot_idle: ++st.idle; break;
+                case slot_lent: ++st.in_use; break;
+                case slot_busy: ++st.resetting; break;
+                case slot_connecting: ++st.connecting; break;
+                default: break;
+            }
+            st.acquires += slots_[i].lends.load(std::memory_order_relaxed);
+        }
+        st.total = st.idle + st.in_use + st.resetting;
+        st.waiting = waiting_;
+        st.min = sizing_.min_size();
+        st.max = nslots_;
+        st.acquire_timeouts = acquire_timeouts_;
+        st.connects = connects_;
+        st.connect_failures = connect_failures_;
+        st.closes = closes_;
+        st.last_connect_error = last_connect_error_;
+        return st;
+    }
+
+    const PoolOptions& options() const noexcept { return options_; }
+    D& driver() noexcept { return driver_; }
+    C& context() noexcept { return context_; }
+
+private:
+    struct Waiter {
+        Waiter* prev = nullptr;
+        Waiter* next = nullptr;
+        SlotT* slot = nullptr;  // set by whoever hands this waiter a connection
+        bool closed = false;    // set by shutdown
+        std::condition_variable cv;
+    };
+
+    // Checks the options and the sizing policy's numbers before anything is allocated.
+    std::size_t validated_max_size() const {
+        options_.validate();
+        const std::size_t min = sizing_.min_size(), max = sizing_.max_size();
+        if (max == 0 || max > max_pool_size)
+            bad_option("max_size", std::to_string(max), "must be between 1 and 10000");
+        if (min > max)
+            bad_option("min_size", std::to_string(min), ("must not exceed max_size (" + std::to_string(max) + ")").c_str());
+        return max;
+    }
+
+    // ---- slot claiming ----------------------------------------------------
+
+    static bool claim(SlotT& s) noexcept {
+        std::uint32_t expected = slot_idle;
+        return s.word.compare_exchange_strong(expected, slot_lent, std::memory_order_acquire,
+                                              std::memory_order_relaxed);
+    }
+
+    // Lock-free: the thread's last slot, then the lowest idle one. Low slots
+    // stay busy and high ones age out, which is what idle reaping wants.
+    SlotT* claim_idle_fast() noexcept {
+        SlotHint& hint = thread_slot_hint();
+        if (hint.pool == this && hint.index < nslots_ && claim(slots_[hint.index])) return &slots_[hint.index];
+        for (std::size_t i = 0; i < nslots_; ++i) {
+            if (slots_[i].word.load(std::memory_order_relaxed) == slot_idle && claim(slots_[i])) {
+                hint = {this, i};
+                return &slots_[i];
+            }
+        }
+        return nullptr;
+    }
+
+    SlotT* claim_idle_locked() noexcept {
+        for (std::size_t i = 0; i < nslots_; ++i) {
+            std::uint32_t w = slots_[i].word.load(std::memory_order_relaxed);
+            if ((w & slot_state_mask) == slot_idle &&
+                slots_[i].word.compare_exchange_strong(w, slot_lent | attention_locked(),
+                                                       std::memory_order_acquire)) {
+                thread_slot_hint() = {this, i};
+                return &slots_[i];
+            }
+        }
+        return nullptr;
+    }
+
+    // Local check always; a ping when the health policy asks. A connection
+    // that fails is closed and the caller tries again.
+    bool checkout(SlotT& s, time_point deadline, duration timeout, const source_location& where) {
+        const time_point now = clock_.coarse_now();
+        bool ok = driver_.is_usable(*s.conn);
+        if (ok && health_.borrow_check(s.info(), now) == BorrowCheck::ping) {
+            if (deadline == time_point{}) deadline = clock_.now() + timeout;
+            ok = ping(s, deadline);
+        }
+        if (!ok) {
+            std::unique_lock lk(mu_);
+            set_state_locked(s, slot_busy);
+            close_locked(s, CloseReason::broken, lk);
+            return false;
+        }
+        s.lent_at = now;
+        s.acquired_at = where;
+        SlotT::bump(s.uses);
+        SlotT::bump(s.lends);
+        return true;
+    }
+
+    bool ping(SlotT& s, time_point deadline) noexcept {
+        try {
+            if (!driver_.ping(*s.conn, deadline)) return false;
+        } catch (...) {
+            return false;
+        }
+        s.mark_checked(clock_.coarse_now());
+        return true;
+    }
+
+    SlotT* wait_for_slot(time_point start, time_point deadline) {
+        std::unique_lock lk(mu_);
+        if (closing_) throw closed_error();
+        if (!head_) {
+            if (SlotT* s = claim_idle_locked()) return s;
+        }
+        if (options_.max_waiters != 0 && waiting_ >= options_.max_waiters)
+            throw PoolSaturated("reservoir: pool saturated: " + std::to_string(waiting_) +
+                                " acquirers already waiting (max_waiters = " +
+                                std::to_string(options_.max_waiters) + "); " + describe_locked());
+        Waiter w;
+        enqueue_locked(w);
+        wake_worker_if_needed_locked();
+        while (!w.slot && !w.closed) {
+            if (!options_.background_threads && run_one_job_locked(lk)) continue;
+            if (!wait_until(w.cv, lk, deadline) && !w.slot && !w.closed) {
+                ++acquire_timeouts_;
+                const duration waited = clock_.now() - start;
+                std::string message =
+                    "reservoir: acquire timed out after " + ms_text(waited) + " (" + describe_locked() + ")";
+                unlink_locked(w);
+                throw AcquireTimeout(message, waited);
+            }
+        }
+        if (w.closed) throw closed_error();
+        return w.slot;
+    }
+
+    // ---- waiters ------------------------------------------------------------
+
+    std::uint32_t attention_locked() const noexcept { return head_ || closing_ ? slot_attention : 0; }
+
+    // Stores a state, keeping the attention bit right: set while anyone waits
+    // or the pool is closing, so that no lock-free move can skip the queue.
+    void set_state_locked(SlotT& s, std::uint32_t state) noexcept {
+        s.word.store(state | attention_locked(), std::memory_order_release);
+    }
+
+    void enqueue_locked(Waiter& w) noexcept {
+        const bool first = head_ == nullptr;
+        w.prev = tail_;
+        (tail_ ? tail_->next : head_) = &w;
+        tail_ = &w;
+        ++waiting_;
+        if (!first) return;
+        // From now on every release must come through the lock. A slot that
+        // went idle just before the bit was set goes to this first waiter.
+        for (std::size_t i = 0; i < nslots_; ++i) {
+            const std::uint32_t old = slots_[i].word.fetch_or(slot_attention, std::memory_order_acq_rel);
+            if (!w.slot && (old & slot_state_mask) == slot_idle) {
+                slots_[i].word.store(slot_lent | slot_attention, std::memory_order_relaxed);
+                unlink_locked(w);
+                w.slot = &slots_[i];
+            }
+        }
+    }
+
+    void unlink_locked(Waiter& w) noexcept {
+        (w.prev ? w.prev->next : head_) = w.next;
+        (w.next ? w.next->prev : tail_) = w.prev;
+        w.prev = w.next = nullptr;
+        --waiting_;
+    }
+
+    // Gives an owned slot holding a good connection to the oldest waiter, or
+    // makes it idle; closes it when the pool is closing.
+    void make_available_locked(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
+        if (closing_) {
+            close_locked(s, CloseReason::shutdown, lk);
+        } else if (Waiter* w = head_) {
+            unlink_locked(*w);
+            s.word.store(slot_lent | slot_attention, std::memory_order_release);
+            w->slot = &s;
+            w->cv.notify_one();
+        } else {
+            set_state_locked(s, slot_idle);
+        }
+    }
+
+    void release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept {
+        std::unique_lock lk(mu_);
+        if (closing_ && action != ReleaseAction::discard) {
+            action = ReleaseAction::discard;
+            why = CloseReason::shutdown;
+        }
+        switch (action) {
+            case ReleaseAction::reuse:
+                make_available_locked(s, lk);
+                break;
+            case ReleaseAction::reset:
+                set_state_locked(s, slot_busy);
+                resets_.push_back(&s);
+                if (options_.background_threads) work_cv_.notify_one();
+                break;
+            case ReleaseAction::discard:
+                set_state_locked(s, slot_busy);
+                close_locked(s, why, lk);
+                break;
+        }
+        if (orphaned_ && --refs_ == 0) {
+            lk.unlock();
+            delete this;
+        }
+    }
+
+    // Closes an owned slot's connection outside the lock, then frees the slot.
+    void close_locked(SlotT& s, CloseReason why, std::unique_lock<std::mutex>& lk) noexcept {
+        lk.unlock();
+        s.conn.reset();
+        lk.lock();
+        set_state_locked(s, slot_empty);
+        --live_;
+        count_close(why);
+        drained_cv_.notify_all();
+        wake_worker_if_needed_locked();
+    }
+
+    void count_close(CloseReason why) noexcept {
+        switch (why) {
+            case CloseReason::idle_timeout: ++closes_.idle_timeout; break;
+            case CloseReason::lifetime: ++closes_.lifetime; break;
+            case CloseReason::broken: ++closes_.broken; break;
+            case CloseReason::discarded: ++closes_.discarded; break;
+            case CloseReason::reset_failed: ++closes_.reset_failed; break;
+            case CloseReason::shutdown: ++closes_.shutdown; break;
+        }
+    }
+
+    // ---- background work ----------------------------------------------------
+
+    bool need_connect_locked(time_point now) const noexcept {
+        if (closing_ || connecting_ >= options_.max_connecting) return false;
+        const std::size_t open = live_ + connecting_;
+        if (open >= nslots_ || now < retry_at_) return false;
+        return waiting_ > connecting_ || open < sizing_.min_size();
+    }
+
+    void wake_worker_if_needed_locked() noexcept {
+        if (options_.background_threads && need_connect_locked(clock_.now())) work_cv_.notify_one();
+    }
+
+    // One reset or one connect, if any is due. False when there was nothing to do.
+    bool run_one_job_locked(std::unique_lock<std::mutex>& lk) {
+        if (!resets_.empty()) {
+            SlotT* s = resets_.back();
+            resets_.pop_back();
+            reset(*s, lk);
+            return true;
+        }
+        if (need_connect_locked(clock_.now())) {
+            connect(lk);
+            return true;
+        }
+        return false;
+    }
+
+    void reset(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
+        if (closing_) return close_locked(s, CloseReason::shutdown, lk);
+        const time_point deadline = clock_.now() + options_.reset_timeout;
+        ++workers_in_io_;
+        lk.unlock();
+        bool ok = false;
+        try {
+            ok = context_.reset(*s.conn, deadline) && driver_.is_usable(*s.conn);
+        } catch (...) {
+            ok = false;
+        }
+        lk.lock();
+        --workers_in_io_;
+        if (ok) {
+            s.mark_checked(clock_.coarse_now());
+            make_available_locked(s, lk);
+        } else {
+            close_locked(s, CloseReason::reset_failed, lk);
+        }
+    }
+
+    void connect(std::unique_lock<std::mutex>& lk) noexcept {
+        SlotT* s = nullptr;
+        for (std::size_t i = 0; i < nslots_ && !s; ++i)
+            if (slots_[i].state() == slot_empty) s = &slots_[i];
+        set_state_locked(*s, slot_connecting);
+        ++connecting_;
+        ++workers_in_io_;
+        const std::uint64_t random = next_random(random_);
+        lk.unlock();
+
+        std::string error;
+        const time_point begin = clock_.now();
+        try {
+            s->conn.emplace(driver_.connect(begin + options_.connect_timeout));
+        } catch (const std::exception& e) {
+            error = e.what();
+        } catch (...) {
+            error = "reservoir: connect failed with an unknown exception";
+        }
+        const time_point end = clock_.now();
+        if (s->conn) {
+            s->created = end;
+            s->expires = health_.expiry(end, random);
+            s->mark_used(end);
+            s->uses.store(0, std::memory_order_relaxed);
+        }
+
+        lk.lock();
+        --workers_in_io_;
+        --connecting_;
+        if (s->conn) {
+            ++live_;
+            ++connects_;
+            consecutive_failures_ = 0;
+            last_connect_error_.clear();
+            make_available_locked(*s, lk);
+        } else {
+            ++connect_failures_;
+            ++consecutive_failures_;
+            last_connect_error_ = error;
+            retry_at_ = end + health_.retry_delay(consecutive_failures_, next_random(random_));
+            set_state_locked(*s, slot_empty);
+            drained_cv_.notify_all();
+        }
+    }
+
+    // Reaps idle connections above min, retires expired ones, pings idle ones
+    // due a keepalive. Least-used (highest) slots first.
+    void housekeep_locked(std::unique_lock<std::mutex>& lk) {
+        for (std::size_t i = nslots_; i-- > 0;) {
+            if (closing_) return;
+            SlotT& s = slots_[i];
+            std::uint32_t w = s.word.load(std::memory_order_acquire);
+            if ((w & slot_state_mask) != slot_idle) continue;
+            const time_point now = clock_.coarse_now();
+            const ConnectionInfo info = s.info();
+            std::optional<CloseReason> close;
+            if (health_.retire(info, now))
+                close = CloseReason::lifetime;
+            else if (live_ > sizing_.min_size() && now - info.last_used >= sizing_.idle_timeout())
+                close = CloseReason::idle_timeout;
+            const bool keepalive = !close && health_.keepalive_due(info, now);
+            if (!close && !keepalive) continue;
+            if (!s.word.compare_exchange_strong(w, slot_busy | (w & slot_attention), std::memory_order_acquire))
+                continue;  // just lent out: leave it
+            if (close) {
+                close_locked(s, *close, lk);
+                continue;
+            }
+            ++workers_in_io_;
+            lk.unlock();
+            const bool ok = ping(s, clock_.now() + options_.connect_timeout);
+            lk.lock();
+            --workers_in_io_;
+            ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
+        }
+    }
+
+    void start_workers() {
+        const std::size_t n = std::min(options_.max_connecting, nslots_);
+        std::lock_guard lk(mu_);
+        for (std::size_t i = 0; i < n; ++i) {
+            workers_.emplace_back([this] { worker_main(); });
+            ++running_workers_;
+            ++refs_;
+        }
+    }
+
+    void worker_main() noexcept {
+        std::unique_lock lk(mu_);
+        while (!stop_) {
+            if (run_one_job_locked(lk)) continue;
+            const time_point now = clock_.now();
+            if (!housekeeping_ && now >= next_housekeeping_) {
+                housekeeping_ = true;
+                housekeep_locked(lk);
+                housekeeping_ = false;
+                next_housekeeping_ = clock_.now() + options_.housekeeping_interval;
+                continue;
+            }
+            time_point wake = next_housekeeping_;
+            if (retry_at_ > now) wake = std::min(wake, retry_at_);
+            wait_until(work_cv_, lk, wake);
+        }
+        --running_workers_;
+        drained_cv_.notify_all();
+        const bool last = --refs_ == 0;
+        lk.unlock();
+        if (last) delete this;
+    }
+
+    void drop_ref() noexcept {
+        std::unique_lock lk(mu_);
+        const bool last = --refs_ == 0;
+        lk.unlock();
+        if (last) delete this;
+    }
+
+    // ---- closing ------------------------------------------------------------
+
+    void begin_close_locked(std::unique_lock<std::mutex>& lk) noexcept {
+        if (closing_) return;
+        closing_ = true;
+        for (std::size_t i = 0; i < nslots_; ++i) slots_[i].word.fetch_or(slot_attention, std::memory_order_acq_rel);
+        while (Waiter* w = head_) {
+            unlink_locked(*w);
+            w->closed = true;
+            w->cv.notify_one();
+        }
+        for (std::size_t i = 0; i < nslots_; ++i) {
+            SlotT& s = slots_[i];
+            std::uint32_t w = s.word.load(std::memory_order_acquire);
+            if ((w & slot_state_mask) == slot_idle &&
+                s.word.compare_exchange_strong(w, slot_busy | slot_attention, std::memory_order_acquire))
+                close_locked(s, CloseReason::shutdown, lk);
+        }
+        work_cv_.notify_all();
+    }
+
+    bool drained_locked() const noexcept {
+        for (std::size_t i = 0; i < nslots_; ++i)
+            if (slots_[i].state() != slot_empty) return false;
+        return true;
+    }
+
+    // ---- waiting and messages ---------------------------------------------
+
+    // Waits until notified or the deadline; false once the deadline has passed.
+    // With a test clock, waits in 1 ms slices so that advancing it is seen.
+    bool wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, time_point deadline) {
+        const time_point now = clock_.now();
+        if (now >= deadline) return false;
+        if constexpr (std::is_same_v<K, SteadyClock>) {
+            const time_point bound = now + std::chrono::hours(1);  // keep far deadlines from overflowing
+            cv.wait_until(lk, std::min(deadline, bound));
+        } else {
+            cv.wait_for(lk, std::min<duration>(deadline - now, std::chrono::milliseconds(1)));
+        }
+        return clock_.now() < deadline;
+    }
+
+    std::string describe_locked() const {
+        std::size_t idle = 0, in_use = 0, connecting = 0;
+        for (std::size_t i = 0; i < nslots_; ++i) {
+            const auto st = slots_[i].state();
+            idle += st == slot_idle;
+            in_use += st == slot_lent || st == slot_busy;
+            connecting += st == slot_connecting;
+        }
+        std::string text = "pool: total=" + std::to_string(live_) + " idle=" + std::to_string(idle) +
+                           " in_use=" + std::to_string(in_use) + " waiting=" + std::to_string(waiting_) +
+                           " connecting=" + std::to_string(connecting) + " max=" + std::to_string(nslots_);
+        if (!last_connect_error_.empty()) text += "; last connect error: " + last_connect_error_;
+        return text;
+    }
+
+    PoolClosed closed_error() const { return PoolClosed("reservoir: pool is closed (shutdown has begun)"); }
+
+    // ---- members --------------------------------------------------------------
+
+    D driver_;
+    S sizing_;
+    H health_;
+    C context_;
+    K clock_;
+    const PoolOptions options_;
+    const std::size_t nslots_;
+    std::unique_ptr<SlotT[]> slots_;
+
+    mutable std::mutex mu_;
+    Waiter* head_ = nullptr;  // oldest waiter
+    Waiter* tail_ = nullptr;
+    std::size_t waiting_ = 0;
+    std::condition_variable work_cv_;     // workers sleep here
+    std::condition_variable drained_cv_;  // shutdown and destroy wait here
+    std::vector<SlotT*> resets_;          // returned slots waiting for a reset
+
+    std::size_t live_ = 0;        // slots holding a connection
+    std::size_t connecting_ = 0;  // slots with a connect in flight
+    unsigned consecutive_failures_ = 0;
+    time_point retry_at_{};       // no connect before this (backoff)
+    time_point next_housekeeping_{};
+    bool housekeeping_ = false;
+    std::string last_connect_error_;
+    std::uint64_t random_;
+
+    std::uint64_t acquire_timeouts_ = 0;
+    std::uint64_t connects_ = 0;
+    std::uint64_t connect_failures_ = 0;
+    CloseCounts closes_;
+
+    bool closing_ = false;
+    bool stop_ = false;
+    bool orphaned_ = false;
+    std::size_t refs_ = 1;  // the Pool handle, each running worker, and lent slots once orphaned
+    std::size_t running_workers_ = 0;
+    std::size_t workers_in_io_ = 0;
+    std::vector<std::thread> workers_;
+};
+
+}  // namespace reservoir::detail

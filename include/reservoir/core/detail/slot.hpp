@@ -1,0 +1,96 @@
+#pragma once
+// A slot holds at most one connection. The pool has exactly max_size slots, so
+// it can never hold more connections than that, connects in flight included.
+//
+// Who may touch a slot is decided by its atomic state word:
+//   idle -> lent      claimed by an acquirer (lock-free CAS, or under the lock)
+//   lent -> idle      released by its borrower (lock-free CAS, or under the lock)
+//   every other move  made under the pool's lock
+// The attention bit makes both lock-free moves fail, so that every change goes
+// through the lock. It is set on every slot when the first waiter queues (a
+// release must hand its connection to the oldest waiter) and at shutdown.
+// The owner of a lent or busy slot may use its connection without the lock.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include "../source_location.hpp"
+
+#include "../concepts.hpp"
+
+namespace reservoir::detail {
+
+enum SlotState : std::uint32_t {
+    slot_empty = 0,       // no connection
+    slot_connecting = 1,  // a connect is in flight for this slot
+    slot_idle = 2,        // ready
+    slot_lent = 3,        // held by a lease
+    slot_busy = 4,        // the pool is resetting, pinging or closing it
+};
+inline constexpr std::uint32_t slot_attention = 1u << 8;
+inline constexpr std::uint32_t slot_state_mask = slot_attention - 1;
+
+template <class Conn>
+struct alignas(64) Slot {
+    std::atomic<std::uint32_t> word{slot_empty};
+    std::optional<Conn> conn;
+
+    // Set when the connection is opened, before it is published.
+    time_point created{};
+    time_point expires{};
+
+    // Written by the owner, read by housekeeping and stats() without owning the
+    // slot: hence atomics, with relaxed order (they are hints, not handshakes).
+    std::atomic<duration::rep> last_used{0};
+    std::atomic<duration::rep> last_checked{0};
+    std::atomic<std::uint64_t> uses{0};   // leases served by this connection
+    std::atomic<std::uint64_t> lends{0};  // leases served by this slot, ever (stats)
+
+    // The borrower's bookkeeping, owner-only.
+    time_point lent_at{};
+    source_location acquired_at{};
+
+    void mark_used(time_point now) noexcept {
+        last_used.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+        last_checked.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    }
+    void mark_checked(time_point now) noexcept {
+        last_checked.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    }
+
+    std::uint32_t state() const noexcept { return word.load(std::memory_order_acquire) & slot_state_mask; }
+
+    ConnectionInfo info() const noexcept {
+        return {created, time_point(duration(last_used.load(std::memory_order_relaxed))),
+                time_point(duration(last_checked.load(std::memory_order_relaxed))), expires,
+                uses.load(std::memory_order_relaxed)};
+    }
+
+    // Owner-only counter bump: a plain load+store, no locked instruction.
+    static void bump(std::atomic<std::uint64_t>& counter) noexcept {
+        counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+};
+
+// The slot a thread used last, per pool: tried first, so that a thread keeps
+// its connection warm and threads rarely touch each other's slots.
+struct SlotHint {
+    const void* pool = nullptr;
+    std::size_t index = 0;
+};
+
+inline SlotHint& thread_slot_hint() noexcept {
+    static thread_local SlotHint hint;
+    return hint;
+}
+
+// splitmix64: a tiny, good-enough generator for jitter (not for secrets).
+inline std::uint64_t next_random(std::uint64_t& state) noexcept {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+}  // namespace reservoir::detail

@@ -1,0 +1,92 @@
+#pragma once
+// PoolOptions: every setting of the pool and of the default policies, as one
+// aggregate with documented defaults. validate() runs once, in the pool's
+// constructor, and names the field and the value it rejects.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "error.hpp"
+
+namespace reservoir {
+
+using namespace std::chrono_literals;
+
+struct PoolOptions {
+    // Sizing (used by sizing::Dynamic)
+    std::size_t min_size = 2;            // idle floor: opened at start, kept open
+    std::size_t max_size = 20;           // hard ceiling, counting connects in flight
+    std::chrono::milliseconds idle_timeout = 30s;  // idle connections above min close after this
+
+    // Acquiring
+    std::chrono::milliseconds acquire_timeout = 5s;  // default deadline of acquire()
+    std::size_t max_waiters = 0;         // waiters allowed to queue; 0 = no limit
+
+    // Connecting
+    std::chrono::milliseconds connect_timeout = 10s;  // deadline to open one connection
+    std::size_t max_connecting = 2;      // connects in flight at once (background threads)
+
+    // Health (used by health::Default)
+    std::chrono::milliseconds validate_after_idle = 500ms;  // ping on borrow if idle longer; 0 = always
+    std::chrono::milliseconds keepalive_interval = 0ms;     // ping idle connections this often; 0 = off
+    std::chrono::milliseconds max_lifetime = 30min;         // retire connections this old; 0 = never
+    double lifetime_jitter = 0.1;        // each connection's lifetime is shortened by up to this fraction
+    std::uint64_t max_uses = 0;          // retire after this many leases; 0 = no limit
+    std::chrono::milliseconds retry_initial = 50ms;  // first backoff after a failed connect
+    std::chrono::milliseconds retry_max = 5s;        // backoff cap (full jitter below it)
+
+    // Release
+    std::chrono::milliseconds reset_timeout = 5s;  // bound on cleaning a returned connection
+
+    // Housekeeping
+    std::chrono::milliseconds housekeeping_interval = 1s;  // reaping, keepalive, lifetime checks
+    bool background_threads = true;  // false: no threads; acquire connects inline and the
+                                     // caller runs maintain() (deterministic tests)
+
+    void validate() const;
+};
+
+namespace detail {
+
+inline constexpr std::size_t max_pool_size = 10000;
+
+[[noreturn]] inline void bad_option(const char* field, const std::string& value, const char* why) {
+    throw ConfigError(std::string("reservoir: invalid pool option ") + field + " = " + value + ": " + why);
+}
+
+inline void require_non_negative(const char* field, std::chrono::milliseconds v) {
+    if (v.count() < 0) bad_option(field, std::to_string(v.count()) + "ms", "must not be negative");
+}
+
+}  // namespace detail
+
+inline void PoolOptions::validate() const {
+    using detail::bad_option;
+    if (max_size == 0 || max_size > detail::max_pool_size)
+        bad_option("max_size", std::to_string(max_size), "must be between 1 and 10000");
+    if (min_size > max_size)
+        bad_option("min_size", std::to_string(min_size),
+                   ("must not exceed max_size (" + std::to_string(max_size) + ")").c_str());
+    if (max_connecting == 0) bad_option("max_connecting", "0", "must be at least 1");
+    detail::require_non_negative("idle_timeout", idle_timeout);
+    detail::require_non_negative("acquire_timeout", acquire_timeout);
+    detail::require_non_negative("connect_timeout", connect_timeout);
+    detail::require_non_negative("validate_after_idle", validate_after_idle);
+    detail::require_non_negative("keepalive_interval", keepalive_interval);
+    detail::require_non_negative("max_lifetime", max_lifetime);
+    detail::require_non_negative("reset_timeout", reset_timeout);
+    if (connect_timeout.count() == 0) bad_option("connect_timeout", "0ms", "must be positive");
+    if (!(lifetime_jitter >= 0.0 && lifetime_jitter < 1.0))
+        bad_option("lifetime_jitter", std::to_string(lifetime_jitter), "must be in [0, 1)");
+    if (retry_initial.count() <= 0)
+        bad_option("retry_initial", std::to_string(retry_initial.count()) + "ms", "must be positive");
+    if (retry_max < retry_initial)
+        bad_option("retry_max", std::to_string(retry_max.count()) + "ms", "must be at least retry_initial");
+    if (housekeeping_interval.count() <= 0)
+        bad_option("housekeeping_interval", std::to_string(housekeeping_interval.count()) + "ms",
+                   "must be positive");
+}
+
+}  // namespace reservoir

@@ -1,0 +1,160 @@
+#pragma once
+// reservoir::Pool and reservoir::Lease: the public face of the pool.
+
+#include <chrono>
+#include "source_location.hpp"
+#include <utility>
+
+#include "concepts.hpp"
+#include "detail/pool_state.hpp"
+#include "options.hpp"
+#include "policies.hpp"
+#include "stats.hpp"
+
+namespace reservoir {
+
+template <Driver D, SizingPolicy S, HealthPolicy H, class C, Clock K>
+class Pool;
+
+// A borrowed connection. Move-only; returns the connection to its pool when
+// destroyed. Every member is noexcept: returning a connection never throws.
+// Safe to destroy after its Pool is gone (the connection is then closed).
+// Not safe to use from two threads at once, like the connection itself.
+template <class State>
+class Lease {
+public:
+    using connection_type = typename State::connection_type;
+
+    Lease() noexcept = default;
+    Lease(Lease&& other) noexcept
+        : state_(std::exchange(other.state_, nullptr)), slot_(std::exchange(other.slot_, nullptr)) {}
+    Lease& operator=(Lease&& other) noexcept {
+        if (this != &other) {
+            release();
+            state_ = std::exchange(other.state_, nullptr);
+            slot_ = std::exchange(other.slot_, nullptr);
+        }
+        return *this;
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { release(); }
+
+    // Precondition for * and ->: the lease holds a connection (operator bool).
+    connection_type& operator*() const noexcept { return *slot_->conn; }
+    connection_type* operator->() const noexcept { return &*slot_->conn; }
+    explicit operator bool() const noexcept { return slot_ != nullptr; }
+
+    // Returns the connection now; the lease becomes empty.
+    void release() noexcept { give_back(false); }
+
+    // Closes the connection instead of returning it, for a caller that knows it
+    // is broken; the pool opens a replacement when one is needed.
+    void discard() noexcept { give_back(true); }
+
+private:
+    template <Driver, SizingPolicy, HealthPolicy, class, Clock>
+    friend class Pool;
+
+    Lease(State* state, typename State::SlotT* slot) noexcept : state_(state), slot_(slot) {}
+
+    void give_back(bool discard) noexcept {
+        if (slot_) state_->release(*std::exchange(slot_, nullptr), discard);
+        state_ = nullptr;
+    }
+
+    State* state_ = nullptr;
+    typename State::SlotT* slot_ = nullptr;
+};
+
+// A pool of connections made by Driver D, under the four policies. See
+// docs/architecture.md for the mechanics and docs/policies.md for the roles.
+//
+// Thread safety: every member may be called from any thread at once, except
+// the destructor. Policies are shared by all threads and must allow that.
+template <Driver D, SizingPolicy S = sizing::Dynamic, HealthPolicy H = health::Default,
+          class C = context::None, Clock K = SteadyClock>
+class Pool {
+    static_assert(ContextPolicy<C, typename D::connection_type>,
+                  "reservoir::Pool: the fourth argument must satisfy ContextPolicy for this driver's "
+                  "connection_type: on_release(conn) noexcept -> ReleaseAction and "
+                  "reset(conn, deadline) -> bool (see docs/policies.md)");
+    using State = detail::PoolState<D, S, H, C, K>;
+
+public:
+    using driver_type = D;
+    using connection_type = typename D::connection_type;
+    using Lease = reservoir::Lease<State>;
+
+    // Builds every policy that has settings from `options` (the others take
+    // none). Throws ConfigError naming the first invalid option. With
+    // background threads on, min_size connections start opening at once.
+    explicit Pool(D driver, PoolOptions options = {}, K clock = {})
+        : Pool(std::move(driver), options, make<S>(options), make<H>(options), make<C>(options),
+               std::move(clock)) {}
+
+    // For policies that carry their own state.
+    Pool(D driver, PoolOptions options, S sizing, H health, C context, K clock = {})
+        : state_(new State(std::move(driver), std::move(options), std::move(sizing), std::move(health),
+                           std::move(context), std::move(clock))) {}
+
+    // Builds the driver from a configuration that also carries pool options
+    // (e.g. pg::Config: `PgPool pool(pg::Config::from_env());`).
+    template <class Config>
+        requires requires(const Config& c) {
+            { c.pool } -> std::convertible_to<const PoolOptions&>;
+            D(c);
+        }
+    explicit Pool(const Config& config, K clock = {}) : Pool(D(config), config.pool, std::move(clock)) {}
+
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+
+    // Shuts down without waiting: waiters fail with PoolClosed, idle
+    // connections close, leases still out close when they come back.
+    ~Pool() { state_->destroy_handle(); }
+
+    // Waits up to options().acquire_timeout, first come first served. Throws
+    // AcquireTimeout (its message has the wait and the pool's state, and the
+    // last connect error if any), PoolClosed, or PoolSaturated.
+    Lease acquire(source_location where = source_location::current()) {
+        return acquire(options().acquire_timeout, where);
+    }
+    Lease acquire(duration timeout, source_location where = source_location::current()) {
+        return Lease(state_, state_->acquire(timeout, where));
+    }
+
+    // Never waits for a connection to come free: an empty Lease when none is
+    // idle (and a connect is started if the pool may grow). Throws PoolClosed.
+    Lease try_acquire(source_location where = source_location::current()) {
+        return Lease(state_, state_->try_acquire(where));
+    }
+
+    PoolStats stats() const { return state_->stats(); }
+
+    // New acquires fail with PoolClosed and waiters wake with it at once; idle
+    // connections close; lent ones close as they come back. Waits up to
+    // `timeout` for that; true when every connection is closed. Idempotent.
+    bool shutdown(duration timeout) { return state_->shutdown(timeout); }
+
+    // Runs due maintenance now in the calling thread: resets, connects up to
+    // min_size, idle reaping, lifetime and keepalive. Needed only with
+    // background_threads = false; harmless otherwise.
+    void maintain() { state_->maintain(); }
+
+    const PoolOptions& options() const noexcept { return state_->options(); }
+    D& driver() noexcept { return state_->driver(); }
+
+private:
+    template <class P>
+    static P make(const PoolOptions& options) {
+        if constexpr (std::is_constructible_v<P, const PoolOptions&>)
+            return P(options);
+        else
+            return P{};
+    }
+
+    State* state_;
+};
+
+}  // namespace reservoir

@@ -14,6 +14,7 @@
 namespace reservoir {
 
 template <Driver D, SizingPolicy S, HealthPolicy H, class C, Clock K>
+    requires ContextPolicy<C, typename D::connection_type>
 class Pool;
 
 // A borrowed connection. Move-only; returns the connection to its pool when
@@ -53,7 +54,8 @@ public:
     void discard() noexcept { give_back(true); }
 
 private:
-    template <Driver, SizingPolicy, HealthPolicy, class, Clock>
+    template <Driver D, SizingPolicy S, HealthPolicy H, class C, Clock K>
+        requires ContextPolicy<C, typename D::connection_type>
     friend class Pool;
 
     Lease(State* state, typename State::SlotT* slot) noexcept : state_(state), slot_(slot) {}
@@ -74,11 +76,8 @@ private:
 // the destructor. Policies are shared by all threads and must allow that.
 template <Driver D, SizingPolicy S = sizing::Dynamic, HealthPolicy H = health::Default,
           class C = context::None, Clock K = SteadyClock>
+    requires ContextPolicy<C, typename D::connection_type>
 class Pool {
-    static_assert(ContextPolicy<C, typename D::connection_type>,
-                  "reservoir::Pool: the fourth argument must satisfy ContextPolicy for this driver's "
-                  "connection_type: on_release(conn) noexcept -> ReleaseAction and "
-                  "reset(conn, deadline) -> bool (see docs/policies.md)");
     using State = detail::PoolState<D, S, H, C, K>;
 
 public:

@@ -1,0 +1,467 @@
+// The pool's contract, with the mock driver: leases, acquire and its errors,
+// FIFO hand-off, sizing, stats and shutdown.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "helpers.hpp"
+
+using namespace std::chrono_literals;
+using reservoir::MockPool;
+using reservoir::PoolOptions;
+using reservoir::mock::Driver;
+using reservoir::mock::Server;
+
+namespace {
+
+struct Rig {
+    std::shared_ptr<Server> server = std::make_shared<Server>();
+    std::unique_ptr<MockPool> pool;
+
+    explicit Rig(PoolOptions o) : pool(std::make_unique<MockPool>(Driver(server), o)) {
+        REQUIRE(test::eventually([&] { return pool->stats().idle == o.min_size; }));
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a lease is move-only and returns its connection when destroyed", "[lease]") {
+    STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<MockPool::Lease>);
+    STATIC_REQUIRE_FALSE(std::is_copy_assignable_v<MockPool::Lease>);
+    STATIC_REQUIRE(std::is_nothrow_move_constructible_v<MockPool::Lease>);
+    STATIC_REQUIRE(std::is_nothrow_move_assignable_v<MockPool::Lease>);
+    STATIC_REQUIRE(std::is_nothrow_destructible_v<MockPool::Lease>);
+
+    Rig rig({.min_size = 1, .max_size = 1});
+    std::uint64_t id = 0;
+    {
+        auto lease = rig.pool->acquire();
+        REQUIRE(lease);
+        id = lease->id();
+        CHECK((*lease).id() == id);
+        CHECK(lease->execute("select") == "ok");
+        CHECK(rig.pool->stats().in_use == 1);
+
+        auto moved = std::move(lease);
+        CHECK_FALSE(lease);
+        CHECK(moved->id() == id);
+        CHECK(rig.pool->stats().in_use == 1);
+    }
+    const auto st = rig.pool->stats();
+    CHECK(st.in_use == 0);
+    CHECK(st.idle == 1);
+    CHECK(rig.pool->acquire()->id() == id);  // the same connection, reused
+}
+
+TEST_CASE("release() returns early and move-assignment returns the old connection", "[lease]") {
+    Rig rig({.min_size = 2, .max_size = 2});
+    auto a = rig.pool->acquire();
+    auto b = rig.pool->acquire();
+    a = std::move(b);  // a's first connection goes back
+    CHECK(rig.pool->stats().in_use == 1);
+    a.release();
+    CHECK_FALSE(a);
+    CHECK(rig.pool->stats().in_use == 0);
+    a.release();  // twice is harmless
+}
+
+TEST_CASE("discard() closes a broken connection and the pool replaces it", "[lease]") {
+    Rig rig({.min_size = 1, .max_size = 1});
+    auto lease = rig.pool->acquire();
+    const auto id = lease->id();
+    lease.discard();
+    CHECK_FALSE(lease);
+    CHECK(rig.pool->stats().closes.discarded == 1);
+    auto next = rig.pool->acquire();  // a fresh connection, opened on demand
+    CHECK(next->id() != id);
+    CHECK(rig.server->live() == 1);
+}
+
+TEST_CASE("a connection that fails the driver's local check is closed on return", "[lease]") {
+    Rig rig({.min_size = 1, .max_size = 1});
+    {
+        auto lease = rig.pool->acquire();
+        lease->break_locally();
+    }
+    CHECK(rig.pool->stats().closes.broken == 1);
+    CHECK(rig.pool->acquire()->broken() == false);
+}
+
+TEST_CASE("acquire times out with the wait and the pool's state in the message", "[acquire]") {
+    Rig rig({.min_size = 2, .max_size = 2});
+    auto a = rig.pool->acquire();
+    auto b = rig.pool->acquire();
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        (void)rig.pool->acquire(30ms);
+        FAIL("acquire should have timed out");
+    } catch (const reservoir::AcquireTimeout& e) {
+        CHECK(std::chrono::steady_clock::now() - start >= 30ms);
+        CHECK(e.waited() >= 30ms);
+        CHECK(e.kind() == reservoir::ErrorKind::acquire_timeout);
+        const std::string msg = e.what();
+        CHECK_THAT(msg, Catch::Contains("acquire timed out after"));
+        CHECK_THAT(msg, Catch::Contains("total=2 idle=0 in_use=2 waiting=1 connecting=0 max=2"));
+    }
+    const auto st = rig.pool->stats();
+    CHECK(st.acquire_timeouts == 1);
+    CHECK(st.waiting == 0);
+}
+
+TEST_CASE("an acquire timeout names the last connect error", "[acquire]") {
+    auto server = std::make_shared<Server>();
+    server->fail_next_connects(1000);
+    MockPool pool(Driver(server), {.min_size = 0, .max_size = 1, .retry_initial = 1ms, .retry_max = 2ms});
+    CHECK_THROWS_WITH(pool.acquire(50ms), Catch::Contains("last connect error: mock: connection refused"));
+    CHECK(pool.stats().connect_failures >= 1);
+}
+
+TEST_CASE("try_acquire never blocks", "[acquire]") {
+    Rig rig({.min_size = 1, .max_size = 1});
+    auto held = rig.pool->try_acquire();
+    REQUIRE(held);
+    const auto start = std::chrono::steady_clock::now();
+    auto none = rig.pool->try_acquire();
+    CHECK_FALSE(none);
+    CHECK(std::chrono::steady_clock::now() - start < 1s);  // generous: it returns at once
+    held.release();
+    CHECK(rig.pool->try_acquire());
+}
+
+TEST_CASE("waiters are served first come, first served", "[acquire][fifo]") {
+    Rig rig({.min_size = 1, .max_size = 1});
+    auto held = rig.pool->acquire();
+
+    std::mutex mu;
+    std::vector<int> order;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) {
+        threads.emplace_back([&, i] {
+            auto lease = rig.pool->acquire(10s);
+            std::lock_guard lk(mu);
+            order.push_back(i);
+        });
+        // Each waiter queues before the next one starts.
+        REQUIRE(test::eventually([&] { return rig.pool->stats().waiting == static_cast<std::size_t>(i + 1); }));
+    }
+    held.release();  // goes to waiter 0, whose release goes to waiter 1, ...
+    for (auto& t : threads) t.join();
+    CHECK(order == std::vector<int>{0, 1, 2, 3});
+}
+
+TEST_CASE("min connections open at start, and the pool grows on demand up to max", "[sizing]") {
+    Rig rig({.min_size = 3, .max_size = 5});
+    CHECK(rig.pool->stats().total == 3);
+    CHECK(rig.server->live() == 3);
+
+    std::vector<MockPool::Lease> leases;
+    for (int i = 0; i < 5; ++i) leases.push_back(rig.pool->acquire());
+    CHECK(rig.pool->stats().total == 5);
+    CHECK_THROWS_AS(rig.pool->acquire(20ms), reservoir::AcquireTimeout);
+    CHECK(rig.server->peak() == 5);
+    CHECK(rig.pool->stats().connects == 5);
+}
+
+TEST_CASE("idle connections above min close after the idle timeout", "[sizing]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 4, .idle_timeout = 30s});
+    pool->maintain();
+    CHECK(pool->stats().total == 1);
+    {
+        auto a = pool->acquire();
+        auto b = pool->acquire();
+        auto c = pool->acquire();
+        CHECK(pool->stats().total == 3);
+    }
+    rig.clock.advance(29s);
+    pool->maintain();
+    CHECK(pool->stats().total == 3);
+
+    rig.clock.advance(2s);
+    pool->maintain();
+    const auto st = pool->stats();
+    CHECK(st.total == 1);
+    CHECK(st.closes.idle_timeout == 2);
+    CHECK(rig.server->live() == 1);
+}
+
+TEST_CASE("connects run outside the pool's lock", "[sizing]") {
+    // The connect hook calls back into the pool. Were the connect under the
+    // pool's (non-recursive) lock, this would deadlock.
+    auto server = std::make_shared<Server>();
+    std::atomic<MockPool*> self{nullptr};
+    std::atomic<int> calls{0};
+    server->on_connect([&] {
+        if (MockPool* pool = self.load()) {
+            (void)pool->stats();
+            (void)pool->try_acquire();
+            calls.fetch_add(1);
+        }
+    });
+    MockPool pool(Driver(server), {.min_size = 0, .max_size = 2});
+    self = &pool;
+    auto lease = pool.acquire(5s);
+    CHECK(calls.load() >= 1);
+}
+
+TEST_CASE("stats add up and count what happened", "[stats]") {
+    Rig rig({.min_size = 2, .max_size = 3});
+    auto a = rig.pool->acquire();
+    auto b = rig.pool->acquire();
+    auto c = rig.pool->acquire();
+    CHECK_THROWS_AS(rig.pool->acquire(10ms), reservoir::AcquireTimeout);
+    c.discard();
+    b.release();
+
+    const auto st = rig.pool->stats();
+    CHECK(st.total == st.idle + st.in_use + st.resetting);
+    CHECK(st.in_use == 1);
+    CHECK(st.min == 2);
+    CHECK(st.max == 3);
+    CHECK(st.acquires == 3);
+    CHECK(st.acquire_timeouts == 1);
+    CHECK(st.connects == 3);
+    CHECK(st.connect_failures == 0);
+    CHECK(st.closes.discarded == 1);
+    CHECK(st.closes.total() == 1);
+    CHECK(st.last_connect_error.empty());
+}
+
+TEST_CASE("shutdown fails new acquires, wakes waiters, waits for leases, then closes", "[shutdown]") {
+    Rig rig({.min_size = 2, .max_size = 2});
+    auto a = rig.pool->acquire();
+    auto b = rig.pool->acquire();
+
+    std::atomic<bool> waiter_closed{false};
+    std::thread waiter([&] {
+        try {
+            (void)rig.pool->acquire(30s);
+        } catch (const reservoir::PoolClosed&) {
+            waiter_closed = true;
+        }
+    });
+    REQUIRE(test::eventually([&] { return rig.pool->stats().waiting == 1; }));
+
+    std::thread returner([&] {
+        REQUIRE(test::eventually([&] { return waiter_closed.load(); }));
+        a.release();
+        b.release();
+    });
+    CHECK(rig.pool->shutdown(30s));  // true: every lease came back
+    waiter.join();
+    returner.join();
+    CHECK(waiter_closed);
+    CHECK(rig.server->live() == 0);
+    CHECK(rig.pool->stats().closes.shutdown == 2);
+    CHECK_THROWS_AS(rig.pool->acquire(), reservoir::PoolClosed);
+    CHECK_THROWS_AS(rig.pool->try_acquire(), reservoir::PoolClosed);
+}
+
+TEST_CASE("shutdown gives up on leases at its deadline; they close when they come back", "[shutdown]") {
+    Rig rig({.min_size = 2, .max_size = 2});
+    auto held = rig.pool->acquire();
+    CHECK_FALSE(rig.pool->shutdown(10ms));
+    CHECK(rig.server->live() == 1);  // the idle one closed, the lent one is still out
+    held.release();
+    CHECK(rig.server->live() == 0);
+}
+
+TEST_CASE("a lease may outlive its pool", "[shutdown]") {
+    auto server = std::make_shared<Server>();
+    MockPool::Lease survivor;
+    {
+        MockPool pool(Driver(server), {.min_size = 1, .max_size = 2});
+        survivor = pool.acquire();
+    }
+    CHECK(server->live() == 1);
+    CHECK(survivor->execute("select") == "ok");
+    survivor.release();
+    CHECK(server->live() == 0);
+}
+
+TEST_CASE("the destructor shuts down while connects are slow", "[shutdown]") {
+    auto server = std::make_shared<Server>();
+    server->set_connect_latency(300ms);
+    const auto start = std::chrono::steady_clock::now();
+    {
+        MockPool pool(Driver(server), {.min_size = 2, .max_size = 2});
+        REQUIRE(test::eventually([&] { return pool.stats().connecting > 0; }));
+    }
+    CHECK(std::chrono::steady_clock::now() - start < 250ms);  // did not wait for the connects
+    REQUIRE(test::eventually([&] { return server->connect_attempts() >= 1 && server->live() == 0; }));
+}
+
+TEST_CASE("a failed connect backs off before the next attempt", "[health][retry]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 1, .retry_initial = 100ms, .retry_max = 1s});
+    rig.server->fail_next_connects(1);
+    pool->maintain();
+    CHECK(rig.server->connect_attempts() == 1);
+    CHECK(pool->stats().connect_failures == 1);
+    CHECK(pool->stats().last_connect_error == "mock: connection refused");
+
+    pool->maintain();  // still inside the backoff window at most 100 ms long
+    if (rig.server->connect_attempts() == 1) {
+        rig.clock.advance(101ms);
+        pool->maintain();
+    }
+    CHECK(rig.server->connect_attempts() == 2);
+    CHECK(pool->stats().total == 1);
+    CHECK(pool->stats().last_connect_error.empty());
+}
+
+TEST_CASE("a connection idle past validate_after_idle is pinged on borrow; a dead one is replaced",
+          "[health]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 1, .validate_after_idle = 500ms});
+    pool->maintain();
+    std::uint64_t first = 0;
+    {
+        auto lease = pool->acquire();
+        first = lease->id();
+    }
+    CHECK(rig.server->pings() == 0);  // returned just now: no ping
+    CHECK(pool->acquire()->id() == first);
+    CHECK(rig.server->pings() == 0);
+
+    rig.server->restart();  // the connection dies silently
+    rig.clock.advance(1s);
+    auto lease = pool->acquire();
+    CHECK(rig.server->pings() == 1);
+    CHECK(lease->id() != first);
+    CHECK(lease->alive());
+    CHECK(pool->stats().closes.broken == 1);
+}
+
+TEST_CASE("connections past their lifetime are retired on return, never while lent", "[health]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 1, .max_lifetime = 10min, .lifetime_jitter = 0.0});
+    pool->maintain();
+    auto lease = pool->acquire();
+    const auto first = lease->id();
+    rig.clock.advance(11min);
+    pool->maintain();
+    CHECK(rig.server->live() == 1);  // lent: untouched
+    lease.release();
+    CHECK(pool->stats().closes.lifetime == 1);
+    CHECK(pool->acquire()->id() != first);
+}
+
+TEST_CASE("max_uses retires a connection after that many leases", "[health]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 1, .max_uses = 3});
+    pool->maintain();
+    std::uint64_t first = pool->acquire()->id();
+    CHECK(pool->acquire()->id() == first);
+    CHECK(pool->acquire()->id() == first);
+    CHECK(pool->acquire()->id() != first);
+    CHECK(pool->stats().closes.lifetime == 1);
+}
+
+TEST_CASE("keepalive pings idle connections and replaces dead ones", "[health]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 2, .max_size = 2, .keepalive_interval = 10s});
+    pool->maintain();
+    rig.clock.advance(5s);
+    pool->maintain();
+    CHECK(rig.server->pings() == 0);
+    rig.server->restart();
+    rig.clock.advance(6s);
+    pool->maintain();
+    CHECK(rig.server->pings() == 2);
+    CHECK(pool->stats().closes.broken == 2);
+    CHECK(pool->stats().total == 2);  // replaced in the same maintenance pass
+    CHECK(pool->acquire()->alive());
+}
+
+TEST_CASE("a dirty connection is reset before anyone else gets it", "[context]") {
+    test::ManualRig rig;
+    auto pool = rig.make<test::ManualPool<reservoir::health::Trusting, reservoir::mock::ResetDirty>>(
+        {.min_size = 1, .max_size = 1});
+    pool->maintain();
+    {
+        auto lease = pool->acquire();
+        lease->execute("set");
+        CHECK(lease->dirty());
+    }
+    CHECK(pool->stats().resetting == 1);
+    auto next = pool->acquire();  // the waiting acquirer runs the pending reset
+    CHECK_FALSE(next->dirty());
+    CHECK(pool->stats().closes.total() == 0);
+}
+
+TEST_CASE("pool options are validated, naming the field and the value", "[options]") {
+    auto server = std::make_shared<Server>();
+    auto message = [&](PoolOptions o) -> std::string {
+        try {
+            MockPool pool(Driver(server), o);
+        } catch (const reservoir::ConfigError& e) {
+            return e.what();
+        }
+        return "no error";
+    };
+    CHECK(message({.min_size = 5, .max_size = 4}) ==
+          "reservoir: invalid pool option min_size = 5: must not exceed max_size (4)");
+    CHECK(message({.max_size = 0}) == "reservoir: invalid pool option max_size = 0: must be between 1 and 10000");
+    CHECK(message({.max_size = 20000}) ==
+          "reservoir: invalid pool option max_size = 20000: must be between 1 and 10000");
+    CHECK(message({.idle_timeout = -1ms}) ==
+          "reservoir: invalid pool option idle_timeout = -1ms: must not be negative");
+    CHECK(message({.acquire_timeout = -5ms}) ==
+          "reservoir: invalid pool option acquire_timeout = -5ms: must not be negative");
+    CHECK(message({.connect_timeout = 0ms}) == "reservoir: invalid pool option connect_timeout = 0ms: must be positive");
+    CHECK(message({.max_connecting = 0}) == "reservoir: invalid pool option max_connecting = 0: must be at least 1");
+    CHECK_THAT(message({.lifetime_jitter = 1.5}), Catch::StartsWith("reservoir: invalid pool option lifetime_jitter = 1.5"));
+    CHECK(message({.retry_initial = 0ms}) == "reservoir: invalid pool option retry_initial = 0ms: must be positive");
+    CHECK(message({.retry_initial = 10ms, .retry_max = 5ms}) ==
+          "reservoir: invalid pool option retry_max = 5ms: must be at least retry_initial");
+    CHECK(message({}) == "no error");
+}
+
+TEST_CASE("mock connect failures: a count, then a seeded probability", "[mock]") {
+    auto server = std::make_shared<Server>(42);
+    Driver driver(server);
+    const auto deadline = std::chrono::steady_clock::now() + 1s;
+    server->fail_next_connects(2);
+    CHECK_THROWS_AS(driver.connect(deadline), reservoir::ConnectError);
+    CHECK_THROWS_AS(driver.connect(deadline), reservoir::ConnectError);
+    {
+        auto c = driver.connect(deadline);
+        CHECK(server->live() == 1);
+    }
+    CHECK(server->live() == 0);
+
+    auto failures_in_1000 = [](std::uint64_t seed) {
+        auto s = std::make_shared<Server>(seed);
+        s->set_connect_failure_rate(0.25);
+        Driver d(s);
+        int failures = 0;
+        for (int i = 0; i < 1000; ++i) {
+            try {
+                d.connect(std::chrono::steady_clock::now() + 1s);
+            } catch (const reservoir::ConnectError&) {
+                ++failures;
+            }
+        }
+        return failures;
+    };
+    const int failures = failures_in_1000(7);
+    CHECK(failures == failures_in_1000(7));  // reproducible
+    CHECK(failures > 150);
+    CHECK(failures < 350);
+}
+
+TEST_CASE("mock connect latency is bounded by the deadline", "[mock]") {
+    auto server = std::make_shared<Server>();
+    server->set_connect_latency(10s);
+    Driver driver(server);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH(driver.connect(start + 20ms), "mock: connect timed out");
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+}

@@ -1,0 +1,74 @@
+// 200 threads with random hold times through a pool of 20, for a bounded
+// time: the max is never exceeded, no lease is lost, and every acquire either
+// succeeds or times out with the acquire-timeout error. Also run under TSan.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "helpers.hpp"
+
+using namespace std::chrono_literals;
+
+TEST_CASE("200 threads through a pool of 20 never exceed max and lose nothing", "[stress]") {
+    constexpr int threads = 200;
+    constexpr std::size_t max = 20;
+    constexpr auto run_for = 1500ms;
+
+    auto server = std::make_shared<reservoir::mock::Server>();
+    server->set_connect_latency(1ms);
+    reservoir::MockPool pool(reservoir::mock::Driver(server),
+                             {.min_size = 5, .max_size = max, .idle_timeout = 50ms, .acquire_timeout = 20ms,
+                              .validate_after_idle = 1ms, .housekeeping_interval = 10ms});
+
+    std::atomic<std::uint64_t> ok{0}, timeouts{0}, other_errors{0};
+    std::atomic<int> holding{0}, peak_holding{0};
+    std::atomic<bool> over_max{false};
+    const auto stop_at = std::chrono::steady_clock::now() + run_for;
+
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+        workers.emplace_back([&, t] {
+            std::mt19937 rng(static_cast<unsigned>(t));
+            std::uniform_int_distribution<int> hold_us(0, 2000);
+            while (std::chrono::steady_clock::now() < stop_at) {
+                try {
+                    auto lease = pool.acquire();
+                    const int now = holding.fetch_add(1) + 1;
+                    int peak = peak_holding.load();
+                    while (now > peak && !peak_holding.compare_exchange_weak(peak, now)) {
+                    }
+                    if (server->live() > max) over_max = true;
+                    std::this_thread::sleep_for(std::chrono::microseconds(hold_us(rng)));
+                    holding.fetch_sub(1);
+                    if (rng() % 50 == 0) lease.discard();  // exercise replacement too
+                    ok.fetch_add(1);
+                } catch (const reservoir::AcquireTimeout&) {
+                    timeouts.fetch_add(1);
+                } catch (...) {
+                    other_errors.fetch_add(1);
+                }
+            }
+        });
+    }
+    for (auto& w : workers) w.join();
+
+    CHECK_FALSE(over_max);
+    CHECK(server->peak() <= max);
+    CHECK(peak_holding.load() <= static_cast<int>(max));
+    CHECK(other_errors.load() == 0);
+    CHECK(ok.load() > 1000);
+
+    const auto st = pool.stats();
+    CHECK(st.in_use == 0);  // no lease lost
+    CHECK(st.waiting == 0);
+    CHECK(st.acquire_timeouts == timeouts.load());
+    CHECK(st.acquires == ok.load());
+    REQUIRE(test::eventually([&] { return pool.stats().resetting == 0 && pool.stats().connecting == 0; }));
+    CHECK(pool.stats().total == server->live());
+    CHECK(pool.shutdown(5s));
+    CHECK(server->live() == 0);
+}

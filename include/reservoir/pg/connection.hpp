@@ -1,0 +1,280 @@
+#pragma once
+// pg::Connection: one libpq connection, move-only, owning its PGconn. Every
+// statement honours a client-side deadline: the socket is non-blocking and
+// waited on with poll(); at the deadline the statement is cancelled on the
+// server and its result drained, so the connection stays usable, and a
+// QueryError with SQLSTATE 57014 is thrown.
+//
+// Not thread-safe: one thread at a time, like the Lease that lends it.
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "../core/clock.hpp"
+#include "detail/wait.hpp"
+#include "error.hpp"
+#include "params.hpp"
+#include "result.hpp"
+#include "session.hpp"
+
+namespace reservoir::pg {
+
+class Driver;
+namespace context {
+class Reset;
+}
+
+// SQL text for libpq, which wants it NUL-terminated: const char* and
+// std::string are used in place, a std::string_view is copied.
+class SqlText {
+public:
+    SqlText(const char* sql) noexcept : sql_(sql) {}                // NOLINT: implicit by design
+    SqlText(const std::string& sql) noexcept : sql_(sql.c_str()) {}  // NOLINT
+    SqlText(std::string_view sql) : copy_(sql), sql_(copy_.c_str()) {}  // NOLINT
+    SqlText(const SqlText&) = delete;
+    SqlText& operator=(const SqlText&) = delete;
+
+    const char* c_str() const noexcept { return sql_; }
+
+private:
+    std::string copy_;
+    const char* sql_;
+};
+
+namespace detail {
+struct ConnDeleter {
+    void operator()(PGconn* c) const noexcept { PQfinish(c); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
+}  // namespace detail
+
+class Connection {
+public:
+    // Adopts an open connection (as pg::Driver makes them). It is switched to
+    // non-blocking mode and server notices are dropped (no stderr output).
+    explicit Connection(PGconn* adopted, ResetMode session_reset = ResetMode::discard_all) noexcept
+        : conn_(adopted), session_reset_(session_reset) {
+        if (!conn_) return;
+        PQsetNoticeReceiver(conn_.get(), [](void*, const PGresult*) {}, nullptr);
+        if (PQsetnonblocking(conn_.get(), 1) != 0) evict_ = true;
+    }
+    Connection(Connection&&) noexcept = default;
+    Connection& operator=(Connection&&) noexcept = default;
+
+    // One statement with parameters $1..$n (see params.hpp for the types),
+    // under the connection's query timeout.
+    template <class... Args>
+    Result query(const SqlText& sql, const Args&... args) {
+        return query_until(detail::deadline_after(query_timeout_), sql, args...);
+    }
+    template <class... Args>
+    Result query_for(duration timeout, const SqlText& sql, const Args&... args) {
+        return query_until(std::chrono::steady_clock::now() + timeout, sql, args...);
+    }
+    template <class... Args>
+    Result query_until(time_point deadline, const SqlText& sql, const Args&... args) {
+        const Params params(args...);
+        return run(deadline, OnTimeout::cancel, sql.c_str(), [&](PGconn* c) {
+            return PQsendQueryParams(c, sql.c_str(), params.size(), params.types(), params.values(),
+                                     params.lengths(), params.formats(), 0);
+        });
+    }
+
+    // A script of one or more statements without parameters (the simple query
+    // protocol, like psql); returns the last statement's result.
+    Result execute(const SqlText& script) { return execute_until(detail::deadline_after(query_timeout_), script); }
+    Result execute_until(time_point deadline, const SqlText& script) {
+        return run(deadline, OnTimeout::cancel, script.c_str(),
+                   [&](PGconn* c) { return PQsendQuery(c, script.c_str()); });
+    }
+
+    // The deadline of query() and execute(); zero (the default) means none.
+    void set_query_timeout(duration timeout) noexcept { query_timeout_ = timeout; }
+    duration query_timeout() const noexcept { return query_timeout_; }
+
+    // True once the session must not be reused although it may still answer:
+    // the connection broke, a timed-out statement could not be drained, or
+    // the server reported 25006 (read-only: a failover demoted this server)
+    // or 25P03 (idle-in-transaction timeout).
+    bool must_evict() const noexcept { return evict_; }
+
+    // Cheap local check, no round trip: open, idle (no transaction, nothing
+    // running), not to be evicted, and the server has not closed the socket.
+    // An idle session expects no bytes, so readable bytes are read: a server
+    // that terminates a backend sends an error and closes, which this sees.
+    bool usable() const noexcept {
+        PGconn* c = conn_.get();
+        if (!c || evict_ || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) return false;
+        for (int reads = 0; reads < 4 && detail::readable_now(PQsocket(c)); ++reads)
+            if (!PQconsumeInput(c)) return false;
+        return PQstatus(c) == CONNECTION_OK;
+    }
+
+    // A round trip (an empty query) under the deadline; false on any failure.
+    bool ping(time_point deadline) noexcept {
+        try {
+            run(deadline, OnTimeout::abandon, "", [](PGconn* c) { return PQsendQuery(c, ""); });
+            return true;
+        } catch (...) {
+            return false;
+        }
+    }
+
+    // Whether the session may carry state from its borrower (SET, PREPARE,
+    // LISTEN, temporary tables, advisory locks...): see session.hpp.
+    bool session_dirty() const noexcept { return session_.dirty(); }
+    ResetMode session_reset() const noexcept { return session_reset_; }
+    PGTransactionStatusType transaction_status() const noexcept {
+        return conn_ ? PQtransactionStatus(conn_.get()) : PQTRANS_UNKNOWN;
+    }
+    int backend_pid() const noexcept { return conn_ ? PQbackendPID(conn_.get()) : 0; }
+    PGconn* native_handle() const noexcept { return conn_.get(); }
+
+private:
+    friend class context::Reset;
+
+    enum class OnTimeout {
+        cancel,   // cancel on the server and drain, keeping the connection
+        abandon,  // leave it to be closed (pings and resets, whose caller closes it)
+    };
+    // How long a cancelled statement may take to report back before the
+    // connection is given up instead.
+    static constexpr duration cancel_grace = std::chrono::seconds(2);
+
+    template <class Send>
+    Result run(time_point deadline, OnTimeout on_timeout, std::string_view sql, Send send) {
+        const time_point start = std::chrono::steady_clock::now();
+        PGconn* c = ready_connection();
+        session_.note_sql(sql);
+        if (!send(c)) throw_failure(c, nullptr);
+        if (!flush(c, deadline)) timed_out(start, on_timeout);
+        detail::ResultPtr last, error;
+        for (;;) {
+            if (!await_result(c, deadline)) timed_out(start, on_timeout);
+            detail::ResultPtr r(PQgetResult(c));
+            if (!r) break;
+            switch (PQresultStatus(r.get())) {
+                case PGRES_COPY_IN:
+                case PGRES_COPY_OUT:
+                case PGRES_COPY_BOTH:
+                    evict_ = true;
+                    throw QueryError("reservoir: COPY is not supported by query() or execute(); the connection "
+                                     "will be closed",
+                                     "0A000");
+                case PGRES_FATAL_ERROR:
+                case PGRES_BAD_RESPONSE:
+                    if (!error) error = std::move(r);  // the first error; read on to the end
+                    break;
+                default:
+                    session_.note_tag(PQcmdStatus(r.get()));
+                    last = std::move(r);
+            }
+        }
+        if (error || PQstatus(c) != CONNECTION_OK) throw_failure(c, error.get());
+        return Result(std::move(last));
+    }
+
+    PGconn* ready_connection() {
+        PGconn* c = conn_.get();
+        if (!c) throw ConnectionLost("reservoir: connection is closed");
+        if (PQstatus(c) != CONNECTION_OK) throw_failure(c, nullptr);
+        if (PQtransactionStatus(c) == PQTRANS_ACTIVE) {
+            evict_ = true;
+            throw ConnectionLost("reservoir: connection is still busy with an earlier statement that could not "
+                                 "be drained; it cannot be used");
+        }
+        return c;
+    }
+
+    // Sends what libpq has buffered. False at the deadline. A failed write
+    // returns true: libpq reports it with the result.
+    static bool flush(PGconn* c, time_point deadline) noexcept {
+        while (PQflush(c) > 0) {
+            const short ready = detail::wait_socket(PQsocket(c), POLLIN | POLLOUT, deadline);
+            if (ready == 0) return false;
+            // Read too: the server may be waiting for us to read before it reads.
+            if ((ready & POLLIN) && !PQconsumeInput(c)) return true;
+            if (ready & (POLLERR | POLLHUP | POLLNVAL)) return true;
+        }
+        return true;
+    }
+
+    // Reads until PQgetResult() will not block. False at the deadline.
+    static bool await_result(PGconn* c, time_point deadline) noexcept {
+        while (PQisBusy(c)) {
+            if (detail::wait_socket(PQsocket(c), POLLIN, deadline) == 0) return false;
+            if (!PQconsumeInput(c)) break;  // broken: PQgetResult() reports it at once
+        }
+        return true;
+    }
+
+    [[noreturn]] void timed_out(time_point start, OnTimeout on_timeout) {
+        const duration waited = std::chrono::steady_clock::now() - start;
+        const bool kept = on_timeout == OnTimeout::cancel &&
+                          cancel_and_drain(std::chrono::steady_clock::now() + cancel_grace);
+        if (!kept) evict_ = true;
+        throw QueryError("reservoir: query timed out after " + detail::ms_text(waited) +
+                             " (client-side deadline); it was cancelled on the server" +
+                             (kept ? "" : ", which did not confirm in time: the connection will be closed"),
+                         std::string(sqlstate::query_canceled));
+    }
+
+    // Cancels the running statement, if any, and reads its results to the
+    // end. True when the connection is idle and usable again.
+    bool cancel_and_drain(time_point deadline) noexcept {
+        PGconn* c = conn_.get();
+        if (!c || PQstatus(c) != CONNECTION_OK) return false;
+        if (PQtransactionStatus(c) != PQTRANS_ACTIVE) return true;
+        // PQcancel opens a second connection and blocks until the server has
+        // the request: brief on a reachable server. libpq 15 has no
+        // non-blocking cancel (PQcancelPoll came in 17).
+        if (PGcancel* cancel = PQgetCancel(c)) {
+            char error[256];
+            PQcancel(cancel, error, sizeof error);
+            PQfreeCancel(cancel);
+        }
+        if (!flush(c, deadline)) return false;
+        for (;;) {
+            if (!await_result(c, deadline)) return false;
+            detail::ResultPtr r(PQgetResult(c));
+            if (!r) break;
+            const auto status = PQresultStatus(r.get());
+            if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) return false;
+        }
+        return PQstatus(c) == CONNECTION_OK;
+    }
+
+    // Throws the error of a failed statement (or of the connection, when
+    // `error` is null): ConnectionLost if the session is gone, else QueryError.
+    [[noreturn]] void throw_failure(PGconn* c, const PGresult* error) {
+        const std::string state = error ? detail::field(error, PG_DIAG_SQLSTATE) : "";
+        const std::string severity = error ? detail::field(error, PG_DIAG_SEVERITY_NONLOCALIZED) : "";
+        std::string primary = error ? detail::field(error, PG_DIAG_MESSAGE_PRIMARY) : "";
+        if (primary.empty()) primary = detail::one_line(error ? PQresultErrorMessage(error) : PQerrorMessage(c));
+        const std::string server_detail = error ? detail::field(error, PG_DIAG_MESSAGE_DETAIL) : "";
+        std::string text = primary + (state.empty() ? "" : " (SQLSTATE " + state + ")");
+        if (!server_detail.empty()) text += "; detail: " + server_detail;
+
+        if (PQstatus(c) != CONNECTION_OK || detail::is_connection_failure(state) || severity == "FATAL" ||
+            severity == "PANIC") {
+            evict_ = true;
+            throw ConnectionLost("reservoir: connection lost: " + text, state, server_detail);
+        }
+        if (detail::requires_eviction(state)) evict_ = true;
+        throw QueryError("reservoir: query failed: " + text, state, server_detail,
+                         error ? detail::field(error, PG_DIAG_MESSAGE_HINT) : "");
+    }
+
+    detail::ConnPtr conn_;
+    duration query_timeout_ = duration::zero();
+    detail::SessionTracker session_;
+    ResetMode session_reset_;
+    bool evict_ = false;
+};
+
+}  // namespace reservoir::pg

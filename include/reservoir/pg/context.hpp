@@ -1,0 +1,73 @@
+#pragma once
+// pg::context::Reset: the ContextPolicy of PgPool. A connection never reaches
+// the next borrower in a transaction, busy, broken or (unless the mode is
+// ResetMode::none) with session state its last borrower left.
+//
+//   on_release (borrower's thread, no I/O)     reset (pool's worker, under reset_timeout)
+//   broken, or must_evict()  -> discard
+//   statement still running  -> reset          cancel it and drain its results
+//   in a transaction         -> reset          ROLLBACK
+//   session dirty            -> reset          DISCARD ALL, or the light reset
+//   otherwise                -> reuse
+// A reset that fails or runs out of time closes the connection.
+
+#include <libpq-fe.h>
+
+#include <optional>
+
+#include "../core/clock.hpp"
+#include "../core/concepts.hpp"
+#include "connection.hpp"
+#include "session.hpp"
+
+namespace reservoir::pg::context {
+
+class Reset {
+public:
+    // Each connection's own mode: ResetMode::none behind PgBouncer
+    // (Config::pooler), else discard_all.
+    Reset() noexcept = default;
+    // One mode for every connection, whatever the config says.
+    explicit Reset(ResetMode mode) noexcept : mode_(mode) {}
+
+    ReleaseAction on_release(Connection& conn) noexcept {
+        const PGconn* c = conn.native_handle();
+        if (!c || conn.must_evict() || PQstatus(c) != CONNECTION_OK) return ReleaseAction::discard;
+        switch (PQtransactionStatus(c)) {
+            case PQTRANS_IDLE: return needs_session_reset(conn) ? ReleaseAction::reset : ReleaseAction::reuse;
+            case PQTRANS_ACTIVE:  // a statement running or results unread
+            case PQTRANS_INTRANS:
+            case PQTRANS_INERROR: return ReleaseAction::reset;
+            default: return ReleaseAction::discard;
+        }
+    }
+
+    bool reset(Connection& conn, time_point deadline) noexcept {
+        try {
+            if (!conn.cancel_and_drain(deadline)) return false;
+            if (conn.transaction_status() != PQTRANS_IDLE) run(conn, deadline, "ROLLBACK");
+            if (needs_session_reset(conn)) {
+                run(conn, deadline, mode(conn) == ResetMode::light ? detail::light_reset_sql : detail::discard_all_sql);
+                conn.session_.clear();
+            }
+            return conn.usable();
+        } catch (...) {
+            return false;
+        }
+    }
+
+    ResetMode mode(const Connection& conn) const noexcept { return mode_.value_or(conn.session_reset()); }
+
+private:
+    bool needs_session_reset(const Connection& conn) const noexcept {
+        return conn.session_dirty() && mode(conn) != ResetMode::none;
+    }
+
+    static void run(Connection& conn, time_point deadline, const char* sql) {
+        conn.run(deadline, Connection::OnTimeout::abandon, sql, [&](PGconn* c) { return PQsendQuery(c, sql); });
+    }
+
+    std::optional<ResetMode> mode_;
+};
+
+}  // namespace reservoir::pg::context

@@ -1,0 +1,87 @@
+#pragma once
+// Shared by the [pg] integration tests: the server comes from
+// RESERVOIR_TEST_DATABASE_URL (an ordinary role that owns its database) and
+// RESERVOIR_TEST_ADMIN_URL (a superuser). A test that needs one and finds it
+// unset fails: an integration test must never pass without its server.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+
+#include <unistd.h>
+
+#include <reservoir/pg/pg.hpp>
+
+namespace pgtest {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+inline std::string required_env(const char* name) {
+    const char* value = std::getenv(name);
+    if (!value || !*value)
+        FAIL(name << " is not set: the [pg] tests need a PostgreSQL server. Start one with "
+                     "`scripts/pg-sandbox start DIR` and export RESERVOIR_TEST_DATABASE_URL=$PGSANDBOX_URL and "
+                     "RESERVOIR_TEST_ADMIN_URL=$PGSANDBOX_ADMIN_URL (from DIR/env)");
+    return value;
+}
+
+inline std::string database_url() { return required_env("RESERVOIR_TEST_DATABASE_URL"); }
+inline std::string admin_url() { return required_env("RESERVOIR_TEST_ADMIN_URL"); }
+
+// A name no other test or run uses: for application_name, tables and roles.
+inline std::string unique_name(const std::string& prefix) {
+    static std::atomic<unsigned> counter{0};
+    return prefix + "_" + std::to_string(::getpid()) + "_" +
+           std::to_string(Clock::now().time_since_epoch().count() % 1000000007) + "_" + std::to_string(++counter);
+}
+
+// The app config with a unique application_name, so a test can find its own sessions.
+inline reservoir::pg::Config config() {
+    auto c = reservoir::pg::Config::from_url(database_url());
+    c.application_name = unique_name("reservoir_test");
+    return c;
+}
+
+inline reservoir::pg::Connection connect(const reservoir::pg::Config& c) {
+    return reservoir::pg::Driver(c).connect(Clock::now() + 10s);
+}
+inline reservoir::pg::Connection connect() { return connect(config()); }
+inline reservoir::pg::Connection connect_admin() { return connect(reservoir::pg::Config::from_url(admin_url())); }
+
+// Terminates a backend and waits until it is gone (PostgreSQL 14+).
+inline void terminate_backend(int pid) {
+    auto admin = connect_admin();
+    REQUIRE(admin.query("SELECT pg_terminate_backend($1, 5000)", pid).scalar<bool>());
+}
+
+// A table that exists for one test and is dropped after it.
+class ScratchTable {
+public:
+    explicit ScratchTable(const std::string& columns) : name_(unique_name("reservoir_t")) {
+        auto c = connect();
+        c.execute("CREATE TABLE " + name_ + " (" + columns + ")");
+    }
+    ~ScratchTable() {
+        try {
+            auto c = connect();
+            c.execute("DROP TABLE IF EXISTS " + name_);
+        } catch (...) {
+        }
+    }
+    ScratchTable(const ScratchTable&) = delete;
+    ScratchTable& operator=(const ScratchTable&) = delete;
+    const std::string& name() const { return name_; }
+
+private:
+    std::string name_;
+};
+
+inline long long elapsed_ms(Clock::time_point since) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count();
+}
+
+}  // namespace pgtest

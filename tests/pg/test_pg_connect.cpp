@@ -1,0 +1,154 @@
+// Connecting: clear errors without passwords, an exact deadline, settings applied.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+
+#include "pg_test_support.hpp"
+
+using namespace pgtest;
+namespace pg = reservoir::pg;
+
+namespace {
+
+// A TCP socket on 127.0.0.1 bound to a free port, listening or not.
+class LocalSocket {
+public:
+    explicit LocalSocket(bool listening) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+        REQUIRE(fd_ >= 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        socklen_t len = sizeof addr;
+        REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+        port_ = ntohs(addr.sin_port);
+        // Listening, the kernel completes handshakes into the backlog, and
+        // nobody ever accepts or reads: the startup exchange never answers.
+        if (listening) REQUIRE(::listen(fd_, 16) == 0);
+    }
+    ~LocalSocket() { ::close(fd_); }
+    LocalSocket(const LocalSocket&) = delete;
+    LocalSocket& operator=(const LocalSocket&) = delete;
+    std::string port() const { return std::to_string(port_); }
+
+private:
+    int fd_;
+    int port_ = 0;
+};
+
+// Connects and returns the ConnectError's message, failing the test if it does not throw one.
+std::string connect_error(const pg::Config& cfg, reservoir::duration timeout = 5s) {
+    try {
+        pg::Driver(cfg).connect(Clock::now() + timeout);
+    } catch (const reservoir::ConnectError& e) {
+        CHECK(e.kind() == reservoir::ErrorKind::connect_failed);
+        return e.what();
+    }
+    FAIL("connect succeeded");
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("a wrong password gives a clear ConnectError that shows no password", "[pg]") {
+    auto cfg = config();
+    const std::string real_password = cfg.password;
+    REQUIRE_FALSE(real_password.empty());
+    cfg.password = "Wr0ng-" + unique_name("pw");
+    const auto message = connect_error(cfg);
+    CHECK_THAT(message, Catch::StartsWith("reservoir: connect to host=") &&
+                            Catch::Contains("password authentication failed for user \"" + cfg.user + "\""));
+    CHECK_THAT(message, !Catch::Contains(cfg.password) && !Catch::Contains(real_password));
+}
+
+TEST_CASE("an unknown database gives a clear ConnectError", "[pg]") {
+    auto cfg = config();
+    cfg.dbname = unique_name("no_such_db");
+    const auto message = connect_error(cfg);
+    CHECK_THAT(message, Catch::Contains("database \"" + cfg.dbname + "\" does not exist"));
+    CHECK_THAT(message, !Catch::Contains(cfg.password));
+}
+
+TEST_CASE("a closed port gives a clear ConnectError", "[pg]") {
+    auto cfg = config();
+    LocalSocket closed(false);  // bound, so no one else takes the port, but not listening: refused
+    cfg.host = "127.0.0.1";
+    cfg.port = closed.port();
+    const auto message = connect_error(cfg);
+    CHECK_THAT(message, Catch::Contains("port=" + cfg.port) && Catch::Contains("Connection refused"));
+    CHECK_THAT(message, !Catch::Contains(cfg.password));
+}
+
+TEST_CASE("a server that never answers fails the connect within its deadline", "[pg]") {
+    LocalSocket silent(true);
+    auto cfg = config();
+    cfg.host = "127.0.0.1";
+    cfg.port = silent.port();
+    const auto start = Clock::now();
+    const auto message = connect_error(cfg, 500ms);
+    const auto took = elapsed_ms(start);
+    CHECK(took >= 500);
+    CHECK(took <= 550);
+    CHECK_THAT(message, Catch::Contains("timed out after") && Catch::Contains("port=" + cfg.port));
+    CHECK_THAT(message, !Catch::Contains(cfg.password));
+}
+
+TEST_CASE("a pool reports a connect failure without the password", "[pg]") {
+    auto cfg = config();
+    cfg.password = "Wr0ng-" + unique_name("pw");
+    cfg.pool.min_size = 0;
+    cfg.pool.max_size = 1;
+    cfg.pool.acquire_timeout = 2s;
+    reservoir::PgPool pool(cfg);
+    try {
+        (void)pool.acquire();
+        FAIL("acquire succeeded");
+    } catch (const reservoir::AcquireTimeout& e) {
+        CHECK_THAT(std::string(e.what()), Catch::Contains("password authentication failed"));
+        CHECK_THAT(std::string(e.what()), !Catch::Contains(cfg.password));
+    }
+}
+
+TEST_CASE("session settings and TCP keepalives are applied at connect", "[pg]") {
+    auto cfg = config();
+    cfg.statement_timeout = 4321ms;
+    cfg.options.emplace_back("options", "-c lock_timeout=1234");
+    cfg.options.emplace_back("keepalives_idle", "45");  // overrides the default of 30
+    pg::Driver driver(cfg);
+    auto c = driver.connect(Clock::now() + 10s);
+    CHECK(c.query("SHOW application_name").scalar<std::string>() == cfg.application_name);
+    CHECK(c.query("SHOW statement_timeout").scalar<std::string>() == "4321ms");
+    CHECK(c.query("SHOW lock_timeout").scalar<std::string>() == "1234ms");
+
+    // What libpq actually used.
+    PQconninfoOption* info = PQconninfo(c.native_handle());
+    REQUIRE(info);
+    const auto setting = [&](std::string_view key) {
+        for (auto* o = info; o->keyword; ++o)
+            if (key == o->keyword) return std::string(o->val ? o->val : "");
+        return std::string("?");
+    };
+    CHECK(setting("keepalives") == "1");
+    CHECK(setting("keepalives_idle") == "45");
+    CHECK(setting("keepalives_interval") == "10");
+    CHECK(setting("keepalives_count") == "3");
+    CHECK(setting("tcp_user_timeout") == "30000");
+    PQconninfoFree(info);
+}
+
+TEST_CASE("multi-host strings and target_session_attrs pass through to libpq", "[pg]") {
+    auto cfg = config();
+    LocalSocket closed(false);
+    const std::string dead_port = closed.port();
+    cfg.host = "127.0.0.1," + cfg.host;
+    cfg.port = dead_port + "," + cfg.port;
+    cfg.target_session_attrs = "read-write";
+    auto c = pg::Driver(cfg).connect(Clock::now() + 10s);  // the first host refuses; the second is a primary
+    CHECK(c.query("SELECT 1").scalar<int>() == 1);
+    CHECK(std::string(PQport(c.native_handle())) != dead_port);
+}

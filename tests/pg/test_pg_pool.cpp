@@ -1,0 +1,235 @@
+// PgPool against a real server: dead connections replaced, sessions cleaned
+// between borrowers, and a bounded connection count under load.
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pg_test_support.hpp"
+
+using namespace pgtest;
+namespace pg = reservoir::pg;
+
+namespace {
+
+pg::Config single_connection_config() {
+    auto cfg = config();
+    cfg.pool.min_size = 1;
+    cfg.pool.max_size = 1;
+    cfg.pool.acquire_timeout = 10s;
+    return cfg;
+}
+
+reservoir::PgPool pool_with(const pg::Config& cfg, pg::context::Reset context) {
+    return reservoir::PgPool(pg::Driver(cfg), cfg.pool, reservoir::sizing::Dynamic(cfg.pool),
+                             reservoir::health::Default(cfg.pool), context);
+}
+
+// A NOLOGIN role the app user may SET ROLE to, dropped afterwards.
+class GrantedRole {
+public:
+    explicit GrantedRole(const std::string& member) : name_(unique_name("reservoir_role")), member_(member) {
+        auto admin = connect_admin();
+        admin.execute("CREATE ROLE " + name_ + " NOLOGIN; GRANT " + name_ + " TO " + member_);
+    }
+    ~GrantedRole() {
+        try {
+            auto admin = connect_admin();
+            admin.execute("REVOKE " + name_ + " FROM " + member_ + "; DROP ROLE " + name_);
+        } catch (...) {
+        }
+    }
+    GrantedRole(const GrantedRole&) = delete;
+    GrantedRole& operator=(const GrantedRole&) = delete;
+    const std::string& name() const { return name_; }
+
+private:
+    std::string name_, member_;
+};
+
+}  // namespace
+
+TEST_CASE("a backend terminated while idle in the pool is replaced before anyone gets it", "[pg]") {
+    auto cfg = single_connection_config();
+    SECTION("found by the local check") { cfg.pool.validate_after_idle = std::chrono::hours(1); }
+    SECTION("found by the ping on borrow") { cfg.pool.validate_after_idle = 0ms; }
+    reservoir::PgPool pool(cfg);
+    int old_pid = 0;
+    {
+        auto lease = pool.acquire();
+        old_pid = lease->backend_pid();
+    }
+    terminate_backend(old_pid);
+
+    auto lease = pool.acquire();
+    CHECK(lease->backend_pid() != old_pid);
+    CHECK(lease->query("SELECT 1").scalar<int>() == 1);
+    CHECK(pool.stats().closes.broken == 1);
+}
+
+TEST_CASE("a lease returned mid-transaction is rolled back before the next borrower", "[pg]") {
+    ScratchTable t("id int");
+    auto cfg = single_connection_config();
+    reservoir::PgPool pool(cfg);
+    int pid = 0;
+    {
+        auto a = pool.acquire();
+        pid = a->backend_pid();
+        a->execute("BEGIN");
+        a->query("INSERT INTO " + t.name() + " VALUES ($1)", 1);
+        SECTION("open transaction") { CHECK(a->transaction_status() == PQTRANS_INTRANS); }
+        SECTION("failed transaction") {
+            CHECK_THROWS_AS(a->query("SELECT 1/0"), pg::QueryError);
+            CHECK(a->transaction_status() == PQTRANS_INERROR);
+        }
+    }  // dropped without COMMIT or ROLLBACK
+
+    auto b = pool.acquire();
+    CHECK(b->backend_pid() == pid);  // the same session, cleaned rather than replaced
+    CHECK(b->transaction_status() == PQTRANS_IDLE);
+    CHECK(b->query("SELECT count(*) FROM " + t.name()).scalar<std::int64_t>() == 0);
+    CHECK(connect().query("SELECT count(*) FROM " + t.name()).scalar<std::int64_t>() == 0);
+    CHECK(pool.stats().closes.total() == 0);
+}
+
+TEST_CASE("a lease returned with a statement still running is cancelled and drained", "[pg]") {
+    auto cfg = single_connection_config();
+    reservoir::PgPool pool(cfg);
+    int pid = 0;
+    {
+        auto a = pool.acquire();
+        pid = a->backend_pid();
+        REQUIRE(PQsendQuery(a->native_handle(), "SELECT pg_sleep(10)") == 1);  // and never read
+    }
+    const auto start = Clock::now();
+    auto b = pool.acquire();
+    CHECK(elapsed_ms(start) < 2000);
+    CHECK(b->backend_pid() == pid);
+    CHECK(b->query("SELECT 2").scalar<int>() == 2);
+}
+
+TEST_CASE("session state is reset between borrowers, as the reset mode says", "[pg]") {
+    auto cfg = single_connection_config();
+    GrantedRole role(cfg.user);
+    pg::ResetMode mode = pg::ResetMode::discard_all;
+    SECTION("discard_all") { mode = pg::ResetMode::discard_all; }
+    SECTION("light") { mode = pg::ResetMode::light; }
+    SECTION("none") { mode = pg::ResetMode::none; }
+    auto pool = pool_with(cfg, pg::context::Reset(mode));
+    int pid = 0;
+    {
+        auto a = pool.acquire();
+        pid = a->backend_pid();
+        a->execute("SET statement_timeout = '1234ms'");
+        a->execute("PREPARE reservoir_p AS SELECT 1");
+        a->execute("CREATE TEMP TABLE reservoir_tmp (x int)");
+        a->execute("LISTEN reservoir_channel");
+        a->query("SELECT pg_advisory_lock($1)", 42);
+        a->execute("SET ROLE " + role.name());
+        CHECK(a->session_dirty());
+    }
+    auto b = pool.acquire();
+    REQUIRE(b->backend_pid() == pid);
+    const auto value = [&](const std::string& sql) { return b->query(sql).scalar<std::string>(); };
+    const bool reset = mode != pg::ResetMode::none;
+    CHECK((value("SHOW statement_timeout") == "30s") == reset);  // the config's, from the startup packet
+    CHECK((value("SELECT current_user") == cfg.user) == reset);
+    CHECK((value("SELECT count(*) FROM pg_listening_channels()") == "0") == reset);
+    CHECK((value("SELECT (to_regclass('pg_temp.reservoir_tmp') IS NULL)::text") == "true") == reset);
+    CHECK((value("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()") ==
+           "0") == reset);
+    const bool prepared_kept = value("SELECT count(*) FROM pg_prepared_statements") == "1";
+    CHECK(prepared_kept == (mode != pg::ResetMode::discard_all));
+    CHECK(b->session_dirty() == !reset);
+}
+
+TEST_CASE("behind PgBouncer the default reset leaves the session alone", "[pg]") {
+    auto cfg = single_connection_config();
+    cfg.pooler = pg::Pooler::pgbouncer;  // a direct server works too: only the policy differs
+    reservoir::PgPool pool(cfg);
+    {
+        auto a = pool.acquire();
+        CHECK(a->session_reset() == pg::ResetMode::none);
+        a->execute("SET lock_timeout = '777ms'");
+        a->execute("BEGIN");
+    }
+    auto b = pool.acquire();
+    CHECK(b->transaction_status() == PQTRANS_IDLE);  // still rolled back
+    CHECK(b->query("SHOW lock_timeout").scalar<std::string>() == "777ms");
+}
+
+TEST_CASE("a connection that must be evicted is closed when returned", "[pg]") {
+    ScratchTable t("id int");
+    auto cfg = single_connection_config();
+    reservoir::PgPool pool(cfg);
+    int pid = 0;
+    {
+        auto a = pool.acquire();
+        pid = a->backend_pid();
+        a->execute("SET default_transaction_read_only = on");
+        CHECK_THROWS_AS(a->query("INSERT INTO " + t.name() + " VALUES (1)"), pg::QueryError);  // 25006
+        CHECK(a->must_evict());
+    }
+    auto b = pool.acquire();
+    CHECK(b->backend_pid() != pid);
+    CHECK(pool.stats().closes.discarded == 1);
+}
+
+TEST_CASE("120 workers through a pool of 20: no errors, never more than 20 server connections", "[pg]") {
+    constexpr int workers = 120, queries_each = 50;
+    constexpr std::size_t max_connections = 20;
+    auto cfg = config();
+    cfg.pool.min_size = 0;
+    cfg.pool.max_size = max_connections;
+    cfg.pool.acquire_timeout = 30s;
+    reservoir::PgPool pool(cfg);
+
+    std::atomic<bool> done{false};
+    std::atomic<long long> peak{0}, samples{0};
+    std::thread monitor([&] {
+        auto admin = connect_admin();
+        while (!done.load()) {
+            const auto n = admin.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                                       cfg.application_name)
+                               .scalar<std::int64_t>();
+            peak.store(std::max<long long>(peak.load(), n));
+            samples.fetch_add(1);
+        }
+    });
+
+    std::atomic<int> errors{0}, ok{0};
+    std::mutex first_error_mutex;
+    std::string first_error;
+    std::vector<std::thread> threads;
+    for (int w = 0; w < workers; ++w) {
+        threads.emplace_back([&, w] {
+            for (int i = 0; i < queries_each; ++i) {
+                try {
+                    auto lease = pool.acquire();
+                    const auto got = lease->query("SELECT $1::int8 * $2", std::int64_t{w}, i).scalar<std::int64_t>();
+                    got == std::int64_t{w} * i ? ok.fetch_add(1) : errors.fetch_add(1);
+                } catch (const std::exception& e) {
+                    errors.fetch_add(1);
+                    std::lock_guard lk(first_error_mutex);
+                    if (first_error.empty()) first_error = e.what();
+                }
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    done.store(true);
+    monitor.join();
+
+    INFO("first error: " << first_error);
+    CHECK(errors.load() == 0);
+    CHECK(ok.load() == workers * queries_each);
+    CHECK(samples.load() > 0);
+    CHECK(peak.load() >= 1);
+    CHECK(peak.load() <= static_cast<long long>(max_connections));
+    const auto stats = pool.stats();
+    CHECK(stats.total <= max_connections);
+    CHECK(stats.connects <= max_connections);
+}

@@ -1,0 +1,248 @@
+// Queries against a real server: parameters, results, typed reads, errors, timeouts.
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pg_test_support.hpp"
+
+using namespace pgtest;
+namespace pg = reservoir::pg;
+
+TEST_CASE("parameters of every supported type round-trip, NULLs included", "[pg]") {
+    auto c = connect();
+    const std::vector<std::byte> bytes{std::byte{0}, std::byte{0xff}, std::byte{'\\'}, std::byte{'x'}};
+    const std::array<std::byte, 2> two{std::byte{1}, std::byte{2}};
+    const std::string text = "it's \"quoted\", \\ and ünïcödé; DROP TABLE x; --";
+    const std::string_view view = std::string_view(text).substr(0, 4);
+
+    auto r = c.query("SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16",
+                     std::int16_t{-32768}, std::int32_t{2147483647}, std::int64_t{-9223372036854775807 - 1},
+                     0.1, 0.1f, true, text, view, "const char*", std::optional<std::int32_t>{},
+                     std::nullopt, bytes, std::span<const std::byte>(two), std::vector<std::byte>{},
+                     std::uint64_t{18446744073709551615ULL}, std::optional<double>{2.5});
+    REQUIRE(r.rows() == 1);
+    REQUIRE(r.columns() == 16);
+    const auto row = r[0];
+    CHECK(r.column_type(0) == pg::oid::int2);
+    CHECK(r.column_type(1) == pg::oid::int4);
+    CHECK(r.column_type(2) == pg::oid::int8);
+    CHECK(r.column_type(3) == pg::oid::float8);
+    CHECK(r.column_type(4) == pg::oid::float4);
+    CHECK(row.get<std::int16_t>(0) == -32768);
+    CHECK(row.get<std::int32_t>(1) == 2147483647);
+    CHECK(row.get<std::int64_t>(2) == std::numeric_limits<std::int64_t>::min());
+    CHECK(row.get<double>(3) == 0.1);
+    CHECK(row.get<float>(4) == 0.1f);
+    CHECK(row.get<bool>(5));
+    CHECK(row.get<std::string>(6) == text);
+    CHECK(row.get<std::string_view>(7) == "it's");
+    CHECK(row.get<std::string>(8) == "const char*");
+    CHECK(r.column_type(9) == pg::oid::int4);  // a typed NULL
+    CHECK_FALSE(row.get<std::optional<std::int32_t>>(9).has_value());
+    CHECK(row[10].is_null());
+    CHECK(row.get<std::vector<std::byte>>(11) == bytes);
+    CHECK(row.get<std::vector<std::byte>>(12) == std::vector<std::byte>(two.begin(), two.end()));
+    CHECK(row.get<std::vector<std::byte>>(13).empty());
+    CHECK_FALSE(row[13].is_null());
+    CHECK(row.get<std::string>(14) == "18446744073709551615");
+    CHECK(row.get<std::optional<double>>(15) == 2.5);
+}
+
+TEST_CASE("floating-point specials and booleans round-trip", "[pg]") {
+    auto c = connect();
+    auto r = c.query("SELECT $1, $2, $3, $4", std::numeric_limits<double>::quiet_NaN(),
+                     std::numeric_limits<double>::infinity(), -std::numeric_limits<float>::infinity(), false);
+    CHECK(std::isnan(r[0].get<double>(0)));
+    CHECK(r[0].get<double>(1) == std::numeric_limits<double>::infinity());
+    CHECK(r[0].get<float>(2) == -std::numeric_limits<float>::infinity());
+    CHECK_FALSE(r[0].get<bool>(3));
+}
+
+TEST_CASE("parameters are never spliced into the SQL text", "[pg]") {
+    ScratchTable t("id int PRIMARY KEY, name text");
+    auto c = connect();
+    const std::string hostile = "x'); DROP TABLE " + t.name() + "; --";
+    c.query("INSERT INTO " + t.name() + " VALUES ($1, $2)", 1, hostile);
+    CHECK(c.query("SELECT name FROM " + t.name() + " WHERE id = $1", 1).scalar<std::string>() == hostile);
+}
+
+TEST_CASE("results: iteration, names, affected rows and command tags", "[pg]") {
+    ScratchTable t("id int PRIMARY KEY, name text");
+    auto c = connect();
+    auto inserted = c.query("INSERT INTO " + t.name() + " SELECT g, 'n' || g FROM generate_series(1, 3) g");
+    CHECK(inserted.affected_rows() == 3);
+    CHECK(inserted.command_tag() == "INSERT 0 3");
+    CHECK(c.query("UPDATE " + t.name() + " SET name = $1 WHERE id > $2", "big", 1).affected_rows() == 2);
+
+    auto r = c.query("SELECT id, name FROM " + t.name() + " ORDER BY id");
+    CHECK(r.command_tag() == "SELECT 3");
+    CHECK(r.column_name(1) == "name");
+    std::int64_t sum = 0;
+    std::vector<std::string> names;
+    for (auto row : r) {
+        sum += row.get<std::int64_t>("id");
+        names.push_back(row.get<std::string>("name"));
+    }
+    CHECK(sum == 6);
+    CHECK(names == std::vector<std::string>{"n1", "big", "big"});
+    CHECK(r.at(2)["name"].text() == "big");
+    CHECK(c.query("SELECT count(*) FROM " + t.name()).scalar<std::int64_t>() == 3);
+    CHECK(c.query("SELECT sum(id::int8) FROM " + t.name()).scalar<std::int32_t>() == 6);  // numeric, integral
+}
+
+TEST_CASE("typed reads refuse NULL, wrong types and out-of-range values with clear messages", "[pg]") {
+    auto c = connect();
+    auto r = c.query("SELECT NULL::int4 AS missing, 'abc'::text AS word, 70000::int4 AS big, 1.5::numeric AS frac");
+    const auto row = r[0];
+
+    SECTION("NULL") {
+        CHECK_THROWS_MATCHES(row.get<std::int32_t>("missing"), pg::TypeError,
+                             Catch::Matchers::Message("reservoir: cannot read row 0, column \"missing\" (index 0) "
+                                                      "as int32: the value is NULL (a int4 column); read it as "
+                                                      "std::optional<int32> to accept NULL"));
+        CHECK(row.get<std::optional<std::int32_t>>("missing") == std::nullopt);
+    }
+    SECTION("type mismatch") {
+        try {
+            (void)row.get<std::int32_t>("word");
+            FAIL("no exception");
+        } catch (const pg::TypeError& e) {
+            CHECK(e.kind() == reservoir::ErrorKind::query);
+            const std::string m = e.what();
+            CHECK_THAT(m, Catch::Contains("column \"word\"") && Catch::Contains("row 0") &&
+                              Catch::Contains("as int32") && Catch::Contains("text"));
+        }
+        CHECK_THROWS_AS(row.get<bool>("word"), pg::TypeError);
+        CHECK_THROWS_AS(row.get<std::vector<std::byte>>("word"), pg::TypeError);
+        CHECK(row.get<std::string>("big") == "70000");  // any type reads as text
+    }
+    SECTION("out of range") {
+        CHECK_THROWS_WITH(row.get<std::int16_t>("big"),
+                          Catch::Contains("as int16") && Catch::Contains("int4 value 70000 is out of range"));
+        CHECK(row.get<std::int64_t>("big") == 70000);
+        CHECK_THROWS_WITH(row.get<std::int64_t>("frac"), Catch::Contains("not a valid int64"));
+        CHECK(row.get<double>("frac") == 1.5);
+    }
+    SECTION("no such row or column") {
+        CHECK_THROWS_WITH(r.at(1), Catch::Contains("no row 1"));
+        CHECK_THROWS_WITH(row["nope"], Catch::Contains("no column named \"nope\"") && Catch::Contains("missing, word"));
+        CHECK_THROWS_AS(row[9], pg::TypeError);
+    }
+}
+
+TEST_CASE("a unique violation is a QueryError with SQLSTATE 23505 and the connection stays usable", "[pg]") {
+    ScratchTable t("id int PRIMARY KEY");
+    auto c = connect();
+    pg::Driver driver(config());
+    c.query("INSERT INTO " + t.name() + " VALUES ($1)", 7);
+    try {
+        c.query("INSERT INTO " + t.name() + " VALUES ($1)", 7);
+        FAIL("no exception");
+    } catch (const pg::QueryError& e) {
+        CHECK(e.kind() == reservoir::ErrorKind::query);
+        CHECK(e.sqlstate() == "23505");
+        CHECK_THAT(e.detail(), Catch::Contains("(id)=(7) already exists"));
+        CHECK_THAT(std::string(e.what()), Catch::Contains("duplicate key") && Catch::Contains("23505"));
+    }
+    CHECK_FALSE(c.must_evict());
+    CHECK(driver.is_usable(c));
+    CHECK(c.query("SELECT count(*) FROM " + t.name()).scalar<std::int64_t>() == 1);
+}
+
+TEST_CASE("statement_timeout from the config gives SQLSTATE 57014, and the next query works", "[pg]") {
+    auto cfg = config();
+    cfg.statement_timeout = 100ms;
+    auto c = connect(cfg);
+    CHECK(c.query("SHOW statement_timeout").scalar<std::string>() == "100ms");
+    CHECK(c.query("SHOW application_name").scalar<std::string>() == cfg.application_name);
+    const auto start = Clock::now();
+    try {
+        c.query("SELECT pg_sleep(5)");
+        FAIL("no exception");
+    } catch (const pg::QueryError& e) {
+        CHECK(e.sqlstate() == "57014");
+    }
+    CHECK(elapsed_ms(start) < 2000);
+    CHECK(c.query("SELECT 1").scalar<int>() == 1);
+    CHECK(pg::Driver(cfg).is_usable(c));
+}
+
+TEST_CASE("a client-side timeout cancels the statement on the server and keeps the connection", "[pg]") {
+    auto c = connect();
+    pg::Driver driver(config());
+
+    SECTION("query_for") {
+        const auto start = Clock::now();
+        try {
+            c.query_for(200ms, "SELECT pg_sleep(10)");
+            FAIL("no exception");
+        } catch (const pg::QueryError& e) {
+            CHECK(e.kind() == reservoir::ErrorKind::query);
+            CHECK(e.sqlstate() == "57014");
+            CHECK_THAT(std::string(e.what()), Catch::Contains("timed out after"));
+        }
+        const auto took = elapsed_ms(start);
+        CHECK(took >= 200);
+        CHECK(took < 1500);
+    }
+    SECTION("the connection's default query timeout") {
+        c.set_query_timeout(150ms);
+        CHECK_THROWS_AS(c.query("SELECT pg_sleep(10)"), pg::QueryError);
+        c.set_query_timeout(reservoir::duration::zero());
+    }
+    CHECK_FALSE(c.must_evict());
+    CHECK(c.transaction_status() == PQTRANS_IDLE);
+    CHECK(driver.is_usable(c));
+    CHECK(c.query("SELECT $1::int + 1", 41).scalar<int>() == 42);
+    // Nothing is left running on the server for this backend.
+    auto admin = connect_admin();
+    CHECK(admin.query("SELECT state FROM pg_stat_activity WHERE pid = $1", c.backend_pid()).scalar<std::string>() ==
+          "idle");
+}
+
+TEST_CASE("a read-only transaction error (25006) marks the connection for eviction", "[pg]") {
+    ScratchTable t("id int");
+    auto c = connect();
+    c.execute("SET default_transaction_read_only = on");
+    try {
+        c.query("INSERT INTO " + t.name() + " VALUES (1)");
+        FAIL("no exception");
+    } catch (const pg::QueryError& e) {
+        CHECK(e.sqlstate() == "25006");
+    }
+    CHECK(c.must_evict());
+    CHECK_FALSE(pg::Driver(config()).is_usable(c));
+}
+
+TEST_CASE("a terminated backend surfaces as ConnectionLost and the connection is no longer usable", "[pg]") {
+    auto c = connect();
+    pg::Driver driver(config());
+    terminate_backend(c.backend_pid());
+    try {
+        c.query("SELECT 1");
+        FAIL("no exception");
+    } catch (const pg::ConnectionLost& e) {
+        CHECK(e.kind() == reservoir::ErrorKind::connection_lost);
+    }
+    CHECK(c.must_evict());
+    CHECK_FALSE(driver.is_usable(c));
+    CHECK_FALSE(driver.ping(c, Clock::now() + 1s));
+    CHECK_THROWS_AS(c.query("SELECT 1"), pg::ConnectionLost);
+}
+
+TEST_CASE("execute runs a script of statements; ping is a round trip", "[pg]") {
+    auto c = connect();
+    pg::Driver driver(config());
+    CHECK(c.execute("SELECT 1; SELECT 2 AS two").scalar<int>() == 2);
+    CHECK_THROWS_AS(c.execute("SELECT 1; SELECT nonsense_column"), pg::QueryError);
+    CHECK(c.query("SELECT 3").scalar<int>() == 3);
+    CHECK(driver.ping(c, Clock::now() + 1s));
+}

@@ -117,7 +117,9 @@ TEST_CASE("acquire times out with the wait and the pool's state in the message",
 TEST_CASE("an acquire timeout names the last connect error", "[acquire]") {
     auto server = std::make_shared<Server>();
     server->fail_next_connects(1000);
-    MockPool pool(Driver(server), {.min_size = 0, .max_size = 1, .retry_initial = 1ms, .retry_max = 2ms});
+    MockPool pool(Driver(server),
+                  {.min_size = 0, .max_size = 1, .retry_initial = 1ms, .retry_max = 2ms, .breaker_threshold = 0});
+    CHECK_THROWS_AS(pool.acquire(50ms), reservoir::AcquireTimeout);
     CHECK_THROWS_WITH(pool.acquire(50ms), Catch::Contains("last connect error: mock: connection refused"));
     CHECK(pool.stats().connect_failures >= 1);
 }
@@ -467,4 +469,90 @@ TEST_CASE("mock connect latency is bounded by the deadline", "[mock]") {
     const auto start = std::chrono::steady_clock::now();
     CHECK_THROWS_WITH(driver.connect(start + 20ms), "mock: connect timed out");
     CHECK(std::chrono::steady_clock::now() - start < 5s);
+}
+
+TEST_CASE("the breaker opens after consecutive connect failures, fails fast, probes, and closes", "[health][breaker]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 2, .retry_initial = 10ms, .retry_max = 10ms,
+                          .breaker_threshold = 3, .breaker_cooldown = 1s});
+    rig.server->fail_next_connects(4);  // three trip it, the first probe fails too
+    for (int i = 0; i < 3; ++i) {
+        pool->maintain();
+        rig.clock.advance(11ms);
+    }
+    CHECK(rig.server->connect_attempts() == 3);
+    auto st = pool->stats();
+    CHECK(st.breaker == reservoir::BreakerState::open);
+    CHECK(st.breaker_trips == 1);
+
+    // No connection can serve, so acquire fails at once, saying why and when.
+    try {
+        (void)pool->acquire(10s);
+        FAIL("acquire should fail fast");
+    } catch (const reservoir::PoolUnavailable& e) {
+        CHECK(e.kind() == reservoir::ErrorKind::pool_unavailable);
+        CHECK(e.retry_in() > 900ms);
+        CHECK(e.retry_in() <= 1s);
+        CHECK_THAT(e.what(), Catch::Contains("3 consecutive connect failures"));
+        CHECK_THAT(e.what(), Catch::Contains("last connect error: mock: connection refused"));
+    }
+    pool->maintain();  // cooling down: no dialing
+    CHECK(rig.server->connect_attempts() == 3);
+
+    rig.clock.advance(1s);
+    CHECK(pool->stats().breaker == reservoir::BreakerState::half_open);
+    pool->maintain();  // one probe, which fails: open again
+    CHECK(rig.server->connect_attempts() == 4);
+    CHECK(pool->stats().breaker == reservoir::BreakerState::open);
+    CHECK(pool->stats().breaker_trips == 1);  // still the same outage
+
+    rig.clock.advance(1s);
+    pool->maintain();  // the probe succeeds
+    st = pool->stats();
+    CHECK(st.breaker == reservoir::BreakerState::closed);
+    CHECK(st.total == 1);
+    CHECK(pool->acquire()->alive());
+}
+
+TEST_CASE("while the breaker is open, open connections keep serving", "[health][breaker]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 2, .max_size = 2, .retry_initial = 10ms, .retry_max = 10ms,
+                          .breaker_threshold = 1, .breaker_cooldown = 1s});
+    pool->maintain();
+    {
+        auto lease = pool->acquire();
+        lease.discard();  // one slot to refill
+    }
+    rig.server->fail_next_connects(1);
+    pool->maintain();
+    CHECK(pool->stats().breaker == reservoir::BreakerState::open);
+    CHECK(pool->stats().total == 1);
+    auto lease = pool->acquire();  // served by the one that is still open
+    CHECK(lease->alive());
+}
+
+TEST_CASE("evict_all closes idle connections now and lent ones on return", "[health]") {
+    Rig rig({.min_size = 3, .max_size = 3});
+    auto lent = rig.pool->acquire();
+    const auto lent_id = lent->id();
+    rig.pool->evict_all();
+    CHECK(rig.pool->stats().closes.evicted == 2);
+    CHECK(lent->execute("select") == "ok");  // untouched while lent
+    lent.release();
+    CHECK(rig.pool->stats().closes.evicted == 3);
+    REQUIRE(test::eventually([&] { return rig.pool->stats().idle == 3; }));  // refilled to min
+    auto fresh = rig.pool->acquire();
+    CHECK(fresh->id() != lent_id);
+    fresh.release();
+    CHECK(rig.pool->stats().closes.evicted == 3);  // new connections are kept
+}
+
+TEST_CASE("admission control: past max_waiters, acquire fails at once", "[acquire]") {
+    Rig rig({.min_size = 1, .max_size = 1, .max_waiters = 1});
+    auto held = rig.pool->acquire();
+    std::thread waiter([&] { CHECK_THROWS_AS(rig.pool->acquire(2s), reservoir::PoolClosed); });
+    REQUIRE(test::eventually([&] { return rig.pool->stats().waiting == 1; }));
+    CHECK_THROWS_WITH(rig.pool->acquire(10s), Catch::Contains("pool saturated: 1 acquirers already waiting (max_waiters = 1)"));
+    rig.pool->shutdown(0ms);
+    waiter.join();
 }

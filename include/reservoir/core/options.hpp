@@ -37,6 +37,13 @@ struct PoolOptions {
     std::chrono::milliseconds retry_initial = 50ms;  // first backoff after a failed connect
     std::chrono::milliseconds retry_max = 5s;        // backoff cap (full jitter below it)
 
+    // Circuit breaker: after this many consecutive connect failures the pool
+    // stops dialing for breaker_cooldown, and an acquire that no open
+    // connection can serve fails at once with PoolUnavailable. Then one probe
+    // connect at a time; its success closes the breaker. 0 = no breaker.
+    unsigned breaker_threshold = 5;
+    std::chrono::milliseconds breaker_cooldown = 1s;
+
     // Release
     std::chrono::milliseconds reset_timeout = 5s;  // bound on cleaning a returned connection
 
@@ -77,6 +84,7 @@ inline void PoolOptions::validate() const {
     detail::require_non_negative("keepalive_interval", keepalive_interval);
     detail::require_non_negative("max_lifetime", max_lifetime);
     detail::require_non_negative("reset_timeout", reset_timeout);
+    detail::require_non_negative("breaker_cooldown", breaker_cooldown);
     if (connect_timeout.count() == 0) bad_option("connect_timeout", "0ms", "must be positive");
     if (!(lifetime_jitter >= 0.0 && lifetime_jitter < 1.0))
         bad_option("lifetime_jitter", std::to_string(lifetime_jitter), "must be in [0, 1)");

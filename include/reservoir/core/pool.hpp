@@ -136,6 +136,10 @@ public:
     // `timeout` for that; true when every connection is closed. Idempotent.
     bool shutdown(duration timeout) { return state_->shutdown(timeout); }
 
+    // Closes every idle connection now and every lent one when it comes back,
+    // e.g. after a failover; the pool refills with new connections.
+    void evict_all() { state_->evict_all(); }
+
     // Runs due maintenance now in the calling thread: resets, connects up to
     // min_size, idle reaping, lifetime and keepalive. Needed only with
     // background_threads = false; harmless otherwise.

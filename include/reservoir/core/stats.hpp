@@ -7,6 +7,12 @@
 
 namespace reservoir {
 
+enum class BreakerState {
+    closed,     // connecting normally
+    open,       // too many consecutive connect failures: not dialing until the cooldown ends
+    half_open,  // cooldown over: the next connect is a probe; success closes it
+};
+
 // Why connections were closed.
 struct CloseCounts {
     std::uint64_t idle_timeout = 0;  // idle above min for longer than idle_timeout
@@ -14,10 +20,11 @@ struct CloseCounts {
     std::uint64_t broken = 0;        // failed the local check or a ping
     std::uint64_t discarded = 0;     // the borrower called discard()
     std::uint64_t reset_failed = 0;  // could not be cleaned after use
+    std::uint64_t evicted = 0;       // closed by evict_all()
     std::uint64_t shutdown = 0;      // closed by shutdown or destruction
 
     std::uint64_t total() const noexcept {
-        return idle_timeout + lifetime + broken + discarded + reset_failed + shutdown;
+        return idle_timeout + lifetime + broken + discarded + reset_failed + evicted + shutdown;
     }
 };
 
@@ -38,6 +45,8 @@ struct PoolStats {
     std::uint64_t connects = 0;          // connections opened
     std::uint64_t connect_failures = 0;
     CloseCounts closes;
+    BreakerState breaker = BreakerState::closed;
+    std::uint64_t breaker_trips = 0;  // times the breaker opened
 
     std::string last_connect_error;  // empty when the last connect succeeded
 };

@@ -77,7 +77,15 @@ struct Config {
     // connect_timeout (whole seconds, rounded up).
     PoolOptions pool;
 
-    // Reads the variables listed in the comment of detail::profiles (below).
+    // Reads these variables (all optional; a value that is set must be valid):
+    //   DATABASE_URL                 a URL as from_url takes; its parts win over DB_*
+    //   DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD, DB_APPLICATION_NAME
+    //   DB_POOL_MIN, DB_POOL_MAX     0..10000, 1..10000
+    //   DB_IDLE_TIMEOUT_MS (alias DB_POOL_IDLE_MS), DB_CONNECTION_TIMEOUT_MS (alias
+    //   DB_POOL_CONN_TIMEOUT_MS), DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS
+    //   DB_SSL (alias DATABASE_SSL)  true/false/1/0/yes/no/on/off, in any case
+    //   DB_POOLER                    none | pgbouncer
+    //   DB_PROFILE                   development | staging | production (detail::profiles)
     static Config from_env();
     // The same with an injected lookup (nullptr = unset), for tests.
     static Config from_env(const std::function<const char*(const char*)>& getenv);
@@ -99,15 +107,9 @@ inline std::string redact(std::string_view text);
 
 namespace detail {
 
-// Variables of from_env (all optional; a value that is set must be valid):
-//   DATABASE_URL                       full URL; its parts win over DB_*
-//   DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD, DB_APPLICATION_NAME
-//   DB_POOL_MIN, DB_POOL_MAX           0..10000, 1..10000
-//   DB_IDLE_TIMEOUT_MS (DB_POOL_IDLE_MS), DB_CONNECTION_TIMEOUT_MS
-//   (DB_POOL_CONN_TIMEOUT_MS), DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS
-//   DB_SSL (DATABASE_SSL)              true/false/1/0/yes/no/on/off, any case
-//   DB_POOLER                          none | pgbouncer
-//   DB_PROFILE                         a row of this table:
+inline constexpr auto npos = npos;
+
+// DB_PROFILE's recommended values.
 struct Profile {
     std::size_t min_size, max_size;
     std::chrono::milliseconds idle_timeout, acquire_timeout, statement_timeout;
@@ -147,12 +149,20 @@ inline std::vector<std::string_view> split(std::string_view s, char sep) {
     for (std::size_t start = 0;;) {
         const auto end = s.find(sep, start);
         parts.push_back(s.substr(start, end - start));
-        if (end == std::string_view::npos) return parts;
+        if (end == npos) return parts;
         start = end + 1;
     }
 }
 
-// Digits only ("", "12x", " 1", "+1" are not), within [lo, hi].
+// The integer that is all of `text`, if it is within [lo, hi].
+inline std::optional<long long> whole_in(std::string_view text, long long lo, long long hi) {
+    long long v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi) return std::nullopt;
+    return v;
+}
+
+// As whole_in, or throws: "", "12x", " 1", "+1" are not whole numbers.
 inline long long parse_whole(std::string_view name, std::string_view text, long long lo, long long hi) {
     long long v = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
@@ -163,12 +173,7 @@ inline long long parse_whole(std::string_view name, std::string_view text, long 
     return v;
 }
 
-inline bool is_port(std::string_view s) {
-    int v = 0;
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    return !s.empty() && s[0] != '-' && ec == std::errc() && end == s.data() + s.size() && v >= 1 &&
-           v <= 65535;
-}
+inline bool is_port(std::string_view s) { return whole_in(s, 1, 65535).has_value(); }
 // One port per host; an empty entry means libpq's default port.
 inline bool is_port_list(std::string_view s) {
     const auto ports = split(s, ',');
@@ -237,7 +242,7 @@ using Span = std::pair<std::size_t, std::size_t>;  // [begin, end) of text to hi
 // user:PASSWORD@ in every scheme://. Without an '@' in the authority the
 // password may hold a raw '/' or '?': then it runs to the text's last '@'.
 inline void url_password_spans(std::string_view text, std::vector<Span>& hide) {
-    const auto npos = std::string_view::npos, last_at = text.rfind('@');
+    const auto npos = npos, last_at = text.rfind('@');
     for (auto scheme = text.find("://"); scheme != npos; scheme = text.find("://", scheme + 3)) {
         const auto start = scheme + 3;
         const auto authority = text.substr(start, text.find_first_of("/?", start) - start);
@@ -251,7 +256,7 @@ inline void url_password_spans(std::string_view text, std::vector<Span>& hide) {
 // in conninfo up to white space outside quotes, honouring backslash escapes.
 inline void keyword_password_spans(std::string_view text, std::vector<Span>& hide) {
     const auto is_key_end = [](char c) { return is_space(c) || c == '?' || c == '&' || c == '=' || c == '\'' || c == '"'; };
-    for (auto eq = text.find('='); eq != std::string_view::npos; eq = text.find('=', eq + 1)) {
+    for (auto eq = text.find('='); eq != npos; eq = text.find('=', eq + 1)) {
         auto key_end = eq;
         while (key_end > 0 && is_space(text[key_end - 1])) --key_end;
         auto key_begin = key_end;
@@ -275,14 +280,10 @@ inline void keyword_password_spans(std::string_view text, std::vector<Span>& hid
 
 // Sets the fields the URL has; the message of any error shows it redacted.
 inline void apply_url(Config& c, std::string_view url, std::string_view name) {
-    std::string_view rest;
-    bool scheme_ok = false;
-    for (const std::string_view scheme : {"postgresql://", "postgres://"}) {
-        if (!scheme_ok && url.starts_with(scheme)) {
-            rest = url.substr(scheme.size());
-            scheme_ok = true;
-        }
-    }
+    const auto scheme_end = url.find("://");
+    const auto scheme = url.substr(0, scheme_end);
+    const bool scheme_ok = scheme_end != npos && (scheme == "postgresql" || scheme == "postgres");
+    auto rest = scheme_ok ? url.substr(scheme_end + 3) : std::string_view();
     // After a bad scheme the text is redacted as an authority, so that "user:pw@host" is hidden too.
     const auto fail = [&](std::string_view why) {
         bad_value(name, scheme_ok ? redact(url) : redact("://" + std::string(url)).substr(3), why);
@@ -298,7 +299,7 @@ inline void apply_url(Config& c, std::string_view url, std::string_view name) {
     auto authority = rest.substr(0, rest.find_first_of("/?"));
     rest.remove_prefix(authority.size());
     // user:password@ ends at the last '@': a host never holds one, a password may.
-    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    if (const auto at = authority.rfind('@'); at != npos) {
         const auto userinfo = authority.substr(0, at), user = userinfo.substr(0, userinfo.find(':'));
         set_if(c.user, decode(user, "user name"));
         if (user.size() < userinfo.size()) set_if(c.password, decode(userinfo.substr(user.size() + 1), "password"));
@@ -312,14 +313,14 @@ inline void apply_url(Config& c, std::string_view url, std::string_view name) {
             const auto entry = entries[i];
             const bool bracketed = entry.starts_with('[');  // an IPv6 address
             const auto close = bracketed ? entry.find(']') : 0;
-            if (close == std::string_view::npos) fail("unclosed '[' in the host");
+            if (close == npos) fail("unclosed '[' in the host");
             const auto colon = entry.find(':', close);
             auto host = entry.substr(0, colon);
             if (bracketed && host.size() != close + 1) fail("unexpected text after ']' in the host");
             if (bracketed) host = host.substr(1, close - 1);
-            const auto port = colon == std::string_view::npos ? std::string_view() : entry.substr(colon + 1);
-            if (colon != std::string_view::npos && !is_port(port)) fail("a port must be a number from 1 to 65535");
-            if (host.empty() && colon != std::string_view::npos) fail("a port needs a host");
+            const auto port = colon == npos ? std::string_view() : entry.substr(colon + 1);
+            if (colon != npos && !is_port(port)) fail("a port must be a number from 1 to 65535");
+            if (host.empty() && colon != npos) fail("a port needs a host");
             if (host.empty() && entries.size() > 1) fail("empty host in the host list");
             hosts += (i ? "," : "") + decode(host, "host");
             ports += (i ? "," : "") + std::string(port);
@@ -329,11 +330,11 @@ inline void apply_url(Config& c, std::string_view url, std::string_view name) {
         if (any_port) c.port = std::move(ports);
     }
     if (rest.starts_with('/')) set_if(c.dbname, decode(rest.substr(1, rest.find('?') - 1), "database name"));
-    if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    if (const auto q = rest.find('?'); q != npos) {
         for (const auto param : split(rest.substr(q + 1), '&')) {
             if (param.empty()) continue;
             const auto eq = param.find('=');
-            if (eq == 0 || eq == std::string_view::npos) fail("a query parameter is not key=value");
+            if (eq == 0 || eq == npos) fail("a query parameter is not key=value");
             const auto key = decode(param.substr(0, eq), "query");
             auto value = decode(param.substr(eq + 1), "query");
             if (key == "host") set_if(c.host, std::move(value));
@@ -347,11 +348,9 @@ inline void apply_url(Config& c, std::string_view url, std::string_view name) {
                 if (value.empty() || !is_port_list(value)) fail("a port must be a number from 1 to 65535");
                 c.port = std::move(value);
             } else if (key == "connect_timeout") {
-                long long s = 0;
-                const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), s);
-                if (ec != std::errc() || end != value.data() + value.size() || s < 1 || s > max_ms / 1000)
-                    fail("connect_timeout must be whole seconds, at least 1");
-                c.pool.connect_timeout = std::chrono::seconds(s);
+                const auto seconds = whole_in(value, 1, max_ms / 1000);
+                if (!seconds) fail("connect_timeout must be whole seconds, at least 1");
+                c.pool.connect_timeout = std::chrono::seconds(*seconds);
             } else {
                 c.options.emplace_back(key, std::move(value));
             }

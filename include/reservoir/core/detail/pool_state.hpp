@@ -35,7 +35,7 @@
 
 namespace reservoir::detail {
 
-enum class CloseReason { idle_timeout, lifetime, broken, discarded, reset_failed, shutdown };
+enum class CloseReason { idle_timeout, lifetime, broken, discarded, reset_failed, evicted, shutdown };
 
 inline std::string ms_text(duration d) {
     return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
@@ -157,6 +157,24 @@ public:
         drop_ref();
     }
 
+    // Closes every idle connection now and every lent one when it comes back
+    // (after a failover, say). Connections opened from now on are kept.
+    void evict_all() {
+        std::unique_lock lk(mu_);
+        ++generation_;
+        for (std::size_t i = 0; i < nslots_; ++i) {
+            SlotT& s = slots_[i];
+            std::uint32_t w = s.word.load(std::memory_order_acquire);
+            if ((w & slot_state_mask) == slot_lent) {
+                // Force its release through the lock, where its generation is checked.
+                s.word.fetch_or(slot_attention, std::memory_order_acq_rel);
+            } else if ((w & slot_state_mask) == slot_idle &&
+                       s.word.compare_exchange_strong(w, slot_busy | (w & slot_attention), std::memory_order_acquire)) {
+                close_locked(s, CloseReason::evicted, lk);
+            }
+        }
+    }
+
     // Manual mode (background_threads = false): run due work in the caller.
     void maintain() {
         std::unique_lock lk(mu_);
@@ -189,6 +207,10 @@ public:
         st.connect_failures = connect_failures_;
         st.closes = closes_;
         st.last_connect_error = last_connect_error_;
+        st.breaker = breaker_ == BreakerState::closed ? BreakerState::closed
+                     : clock_.now() < breaker_until_    ? BreakerState::open
+                                                        : BreakerState::half_open;
+        st.breaker_trips = breaker_trips_;
         return st;
     }
 
@@ -201,7 +223,7 @@ private:
         Waiter* prev = nullptr;
         Waiter* next = nullptr;
         SlotT* slot = nullptr;  // set by whoever hands this waiter a connection
-        bool closed = false;    // set by shutdown
+        enum { waiting, closed, unavailable } outcome = waiting;  // set when woken without one
         std::condition_variable cv;
     };
 
@@ -289,6 +311,7 @@ private:
         if (!head_) {
             if (SlotT* s = claim_idle_locked()) return s;
         }
+        if (failing_fast_locked()) throw unavailable_error_locked();
         if (options_.max_waiters != 0 && waiting_ >= options_.max_waiters)
             throw PoolSaturated("reservoir: pool saturated: " + std::to_string(waiting_) +
                                 " acquirers already waiting (max_waiters = " +
@@ -296,9 +319,9 @@ private:
         Waiter w;
         enqueue_locked(w);
         wake_worker_if_needed_locked();
-        while (!w.slot && !w.closed) {
+        while (!w.slot && w.outcome == Waiter::waiting) {
             if (!options_.background_threads && run_one_job_locked(lk)) continue;
-            if (!wait_until(w.cv, lk, deadline) && !w.slot && !w.closed) {
+            if (!wait_until(w.cv, lk, deadline) && !w.slot && w.outcome == Waiter::waiting) {
                 ++acquire_timeouts_;
                 const duration waited = clock_.now() - start;
                 std::string message =
@@ -307,7 +330,8 @@ private:
                 throw AcquireTimeout(message, waited);
             }
         }
-        if (w.closed) throw closed_error();
+        if (w.outcome == Waiter::closed) throw closed_error();
+        if (w.outcome == Waiter::unavailable) throw unavailable_error_locked();
         return w.slot;
     }
 
@@ -367,6 +391,9 @@ private:
         if (closing_ && action != ReleaseAction::discard) {
             action = ReleaseAction::discard;
             why = CloseReason::shutdown;
+        } else if (s.generation != generation_ && action != ReleaseAction::discard) {
+            action = ReleaseAction::discard;
+            why = CloseReason::evicted;
         }
         switch (action) {
             case ReleaseAction::reuse:
@@ -407,6 +434,7 @@ private:
             case CloseReason::broken: ++closes_.broken; break;
             case CloseReason::discarded: ++closes_.discarded; break;
             case CloseReason::reset_failed: ++closes_.reset_failed; break;
+            case CloseReason::evicted: ++closes_.evicted; break;
             case CloseReason::shutdown: ++closes_.shutdown; break;
         }
     }
@@ -417,7 +445,25 @@ private:
         if (closing_ || connecting_ >= options_.max_connecting) return false;
         const std::size_t open = live_ + connecting_;
         if (open >= nslots_ || now < retry_at_) return false;
+        if (breaker_ != BreakerState::closed) {
+            // Open: no dialing until the cooldown ends; then one probe at a time.
+            if (now < breaker_until_ || connecting_ > 0) return false;
+        }
         return waiting_ > connecting_ || open < sizing_.min_size();
+    }
+
+    // The breaker is not closed and no connection can serve: fail at once
+    // rather than queue behind connects that are not being made.
+    bool failing_fast_locked() const noexcept {
+        return breaker_ != BreakerState::closed && live_ == 0;
+    }
+
+    PoolUnavailable unavailable_error_locked() const {
+        const duration retry_in = std::max(duration::zero(), breaker_until_ - clock_.now());
+        return PoolUnavailable("reservoir: pool unavailable: circuit breaker open after " +
+                                   std::to_string(consecutive_failures_) + " consecutive connect failures; next attempt in " +
+                                   ms_text(retry_in) + " (" + describe_locked() + ")",
+                               retry_in);
     }
 
     void wake_worker_if_needed_locked() noexcept {
@@ -437,6 +483,16 @@ private:
             return true;
         }
         return false;
+    }
+
+    // Opens after breaker_threshold consecutive failures; a failed probe
+    // re-opens it for another cooldown.
+    void trip_breaker_if_due_locked(time_point now) noexcept {
+        if (options_.breaker_threshold == 0 || consecutive_failures_ < options_.breaker_threshold) return;
+        if (breaker_ == BreakerState::closed) ++breaker_trips_;
+        breaker_ = BreakerState::open;
+        breaker_until_ = now + options_.breaker_cooldown;
+        if (live_ == 0) wake_all_waiters_locked(Waiter::unavailable);
     }
 
     void reset(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
@@ -495,6 +551,8 @@ private:
             ++connects_;
             consecutive_failures_ = 0;
             last_connect_error_.clear();
+            breaker_ = BreakerState::closed;
+            s->generation = generation_;
             make_available_locked(*s, lk);
         } else {
             ++connect_failures_;
@@ -503,6 +561,7 @@ private:
             retry_at_ = end + health_.retry_delay(consecutive_failures_, next_random(random_));
             set_state_locked(*s, slot_empty);
             drained_cv_.notify_all();
+            trip_breaker_if_due_locked(end);
         }
     }
 
@@ -584,11 +643,7 @@ private:
         if (closing_) return;
         closing_ = true;
         for (std::size_t i = 0; i < nslots_; ++i) slots_[i].word.fetch_or(slot_attention, std::memory_order_acq_rel);
-        while (Waiter* w = head_) {
-            unlink_locked(*w);
-            w->closed = true;
-            w->cv.notify_one();
-        }
+        wake_all_waiters_locked(Waiter::closed);
         for (std::size_t i = 0; i < nslots_; ++i) {
             SlotT& s = slots_[i];
             std::uint32_t w = s.word.load(std::memory_order_acquire);
@@ -597,6 +652,14 @@ private:
                 close_locked(s, CloseReason::shutdown, lk);
         }
         work_cv_.notify_all();
+    }
+
+    void wake_all_waiters_locked(decltype(Waiter::outcome) outcome) noexcept {
+        while (Waiter* w = head_) {
+            unlink_locked(*w);
+            w->outcome = outcome;
+            w->cv.notify_one();
+        }
     }
 
     bool drained_locked() const noexcept {
@@ -660,6 +723,10 @@ private:
     std::size_t live_ = 0;        // slots holding a connection
     std::size_t connecting_ = 0;  // slots with a connect in flight
     unsigned consecutive_failures_ = 0;
+    BreakerState breaker_ = BreakerState::closed;  // open or half-open are both stored as open
+    time_point breaker_until_{};                   // end of the cooldown
+    std::uint64_t breaker_trips_ = 0;
+    std::uint64_t generation_ = 0;                 // bumped by evict_all()
     time_point retry_at_{};       // no connect before this (backoff)
     time_point next_housekeeping_{};
     bool housekeeping_ = false;

@@ -39,6 +39,7 @@ struct alignas(64) Slot {
     // Set when the connection is opened, before it is published.
     time_point created{};
     time_point expires{};
+    std::uint64_t generation = 0;  // the pool's eviction generation at birth
 
     // Written by the owner, read by housekeeping and stats() without owning the
     // slot: hence atomics, with relaxed order (they are hints, not handshakes).

@@ -52,8 +52,8 @@ struct Config {
     std::string url;
 
     // Connection. "" = unset: not sent, so libpq's PG* variable or default applies.
-    std::string host;      // name, IP or socket directory; a comma list "h1,h2" tries each in turn
-    std::string port;      // "5432", or one per host: "5432,5433" ("" entry = default port)
+    std::string host;  // name, IP or socket directory; a comma list "h1,h2" tries each in turn
+    std::string port;  // "5432", or one per host: "5432,5433" (an empty entry = the default port)
     std::string dbname;
     std::string user;
     std::string password;
@@ -85,16 +85,17 @@ struct Config {
     //   DB_POOL_CONN_TIMEOUT_MS), DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS
     //   DB_SSL (alias DATABASE_SSL)  true/false/1/0/yes/no/on/off, in any case
     //   DB_POOLER                    none | pgbouncer
-    //   DB_PROFILE                   development | staging | production (detail::profiles)
+    //   DB_PROFILE                   development | staging | production (see detail::profiles)
     static Config from_env();
     // The same with an injected lookup (nullptr = unset), for tests.
     static Config from_env(const std::function<const char*(const char*)>& getenv);
-    // postgresql:// or postgres:// URI, as libpq documents it.
+    // A postgresql:// or postgres:// URI as libpq documents it: user, password,
+    // hosts (IPv6 in brackets, "h1:1,h2:2" lists), dbname, ?key=value parameters.
     static Config from_url(std::string_view url);
 
     // Keyword/value pairs for PQconnectStartParams: only what is set.
     std::vector<std::pair<std::string, std::string>> keywords() const;
-    // A postgresql:// URL of what keywords() sends, passwords shown as ***.
+    // A postgresql:// URL of what keywords() sends, passwords shown as ***. from_url parses it.
     std::string redacted_url() const;
     // Throws ConfigError for a bad port list or statement_timeout, then runs pool.validate().
     void validate() const;
@@ -107,22 +108,21 @@ inline std::string redact(std::string_view text);
 
 namespace detail {
 
-inline constexpr auto npos = npos;
+inline constexpr auto npos = std::string_view::npos;
 
-// DB_PROFILE's recommended values.
+// DB_PROFILE's recommended values. An explicit DB_POOL_MIN or DB_POOL_MAX wins
+// over the profile's (or the default) other bound: DB_POOL_MAX=3 alone lowers
+// min to 3. Both set with min > max is an error.
 struct Profile {
     std::size_t min_size, max_size;
     std::chrono::milliseconds idle_timeout, acquire_timeout, statement_timeout;
 };
 inline constexpr std::pair<std::string_view, Profile> profiles[] = {
-    //             min   max   idle   acquire  statement_timeout
-    {"development", {1,    5,   30s,   5s,      60s}},
-    {"staging",     {2,   10,   30s,   5s,      30s}},
-    {"production",  {5,   20,   30s,   5s,      30s}},
-};  // unset: min 2, max 20, idle 30s, acquire 5s, statement 30s (the defaults)
-// An explicit DB_POOL_MIN or DB_POOL_MAX wins over the profile or default
-// value of the other: DB_POOL_MAX=3 alone lowers min to 3. Both set and
-// min > max is an error.
+    //              min  max  idle  acquire  statement_timeout
+    {"development", {1,   5,  30s,  5s,      60s}},
+    {"staging",     {2,  10,  30s,  5s,      30s}},
+    {"production",  {5,  20,  30s,  5s,      30s}},
+};  // no profile: the defaults, min 2, max 20, idle 30s, acquire 5s, statement 30s
 
 inline constexpr std::pair<std::string_view, bool> bool_words[] = {
     {"true", true}, {"false", false}, {"1", true}, {"0", false},
@@ -143,6 +143,7 @@ inline bool iequals(std::string_view a, std::string_view b) {
     return std::equal(a.begin(), a.end(), b.begin(), b.end(),
                       [](char x, char y) { return lower(x) == lower(y); });
 }
+inline bool is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
 inline std::vector<std::string_view> split(std::string_view s, char sep) {
     std::vector<std::string_view> parts;
@@ -191,9 +192,8 @@ T pick(std::string_view name, std::string_view value, const std::pair<std::strin
 }
 
 inline int hex(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
     c = lower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 // Strict: nullopt for a malformed escape or %00 (libpq takes C strings).
 // Lenient (matching redact's keys): a malformed escape stays as it is.
@@ -202,14 +202,14 @@ inline std::optional<std::string> percent_decode(std::string_view s, bool strict
     for (std::size_t i = 0; i < s.size(); ++i) {
         const int hi = s[i] == '%' && i + 2 < s.size() ? hex(s[i + 1]) : -1;
         const int lo = hi >= 0 ? hex(s[i + 2]) : -1;
-        if (s[i] != '%') {
-            out += s[i];
-        } else if (lo < 0 || hi * 16 + lo == 0) {
+        if (s[i] == '%' && (lo < 0 || hi * 16 + lo == 0)) {
             if (strict) return std::nullopt;
             out += '%';
-        } else {
+        } else if (s[i] == '%') {
             out += char(hi * 16 + lo);
             i += 2;
+        } else {
+            out += s[i];
         }
     }
     return out;
@@ -217,14 +217,13 @@ inline std::optional<std::string> percent_decode(std::string_view s, bool strict
 inline std::string percent_encode(std::string_view s) {
     std::string out;
     for (const char c : s) {
-        const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                           c == '-' || c == '.' || c == '_' || c == '~';
-        if (plain) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+            c == '.' || c == '_' || c == '~') {
             out += c;
         } else {
             out += '%';
-            out += "0123456789ABCDEF"[(unsigned char)c >> 4];
-            out += "0123456789ABCDEF"[(unsigned char)c & 15];
+            out += "0123456789ABCDEF"[static_cast<unsigned char>(c) >> 4];
+            out += "0123456789ABCDEF"[static_cast<unsigned char>(c) & 15];
         }
     }
     return out;
@@ -235,14 +234,13 @@ inline bool is_secret_key(std::string_view key) {
     const auto name = *percent_decode(key, false);
     return name.size() >= 8 && iequals(std::string_view(name).substr(name.size() - 8), "password");
 }
-inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 using Span = std::pair<std::size_t, std::size_t>;  // [begin, end) of text to hide
 
-// user:PASSWORD@ in every scheme://. Without an '@' in the authority the
+// user:PASSWORD@ after every "://". Without an '@' in the authority the
 // password may hold a raw '/' or '?': then it runs to the text's last '@'.
 inline void url_password_spans(std::string_view text, std::vector<Span>& hide) {
-    const auto npos = npos, last_at = text.rfind('@');
+    const auto last_at = text.rfind('@');
     for (auto scheme = text.find("://"); scheme != npos; scheme = text.find("://", scheme + 3)) {
         const auto start = scheme + 3;
         const auto authority = text.substr(start, text.find_first_of("/?", start) - start);
@@ -255,12 +253,12 @@ inline void url_password_spans(std::string_view text, std::vector<Span>& hide) {
 // The value after every "...password =": in a URL query up to the next '&';
 // in conninfo up to white space outside quotes, honouring backslash escapes.
 inline void keyword_password_spans(std::string_view text, std::vector<Span>& hide) {
-    const auto is_key_end = [](char c) { return is_space(c) || c == '?' || c == '&' || c == '=' || c == '\'' || c == '"'; };
+    const auto ends_key = [](char c) { return is_space(c) || c == '?' || c == '&' || c == '=' || c == '\'' || c == '"'; };
     for (auto eq = text.find('='); eq != npos; eq = text.find('=', eq + 1)) {
         auto key_end = eq;
         while (key_end > 0 && is_space(text[key_end - 1])) --key_end;
         auto key_begin = key_end;
-        while (key_begin > 0 && !is_key_end(text[key_begin - 1])) --key_begin;
+        while (key_begin > 0 && !ends_key(text[key_begin - 1])) --key_begin;
         if (!is_secret_key(text.substr(key_begin, key_end - key_begin))) continue;
         auto end = eq + 1;
         if (key_begin > 0 && (text[key_begin - 1] == '?' || text[key_begin - 1] == '&')) {
@@ -283,7 +281,6 @@ inline void apply_url(Config& c, std::string_view url, std::string_view name) {
     const auto scheme_end = url.find("://");
     const auto scheme = url.substr(0, scheme_end);
     const bool scheme_ok = scheme_end != npos && (scheme == "postgresql" || scheme == "postgres");
-    auto rest = scheme_ok ? url.substr(scheme_end + 3) : std::string_view();
     // After a bad scheme the text is redacted as an authority, so that "user:pw@host" is hidden too.
     const auto fail = [&](std::string_view why) {
         bad_value(name, scheme_ok ? redact(url) : redact("://" + std::string(url)).substr(3), why);
@@ -293,9 +290,12 @@ inline void apply_url(Config& c, std::string_view url, std::string_view name) {
         if (!d) fail("bad percent-encoding in the " + std::string(part));
         return std::move(*d);
     };
-    const auto set_if = [](std::string& field, std::string value) { if (!value.empty()) field = std::move(value); };
+    const auto set_if = [](std::string& field, std::string value) {
+        if (!value.empty()) field = std::move(value);
+    };
     if (!scheme_ok) fail("must start with postgresql:// or postgres://");
 
+    auto rest = url.substr(scheme_end + 3);
     auto authority = rest.substr(0, rest.find_first_of("/?"));
     rest.remove_prefix(authority.size());
     // user:password@ ends at the last '@': a host never holds one, a password may.
@@ -406,7 +406,7 @@ inline Config Config::from_env(const std::function<const char*(const char*)>& ge
         if (auto v = read(name, alias)) field = std::chrono::milliseconds(parse_whole(v->name, v->value, lo, max_ms));
     };
     const auto size = [&](const char* name, long long lo) -> std::optional<std::size_t> {
-        if (auto v = read(name)) return std::size_t(parse_whole(v->name, v->value, lo, reservoir::detail::max_pool_size));
+        if (auto v = read(name)) return parse_whole(v->name, v->value, lo, reservoir::detail::max_pool_size);
         return std::nullopt;
     };
 
@@ -460,9 +460,8 @@ inline std::vector<std::pair<std::string, std::string>> Config::keywords() const
     const auto add = [&](const char* key, std::string value) {
         if (!value.empty()) kw.emplace_back(key, std::move(value));
     };
-    const auto has_option = [&](std::string_view key) {
-        return std::any_of(options.begin(), options.end(), [&](const auto& o) { return o.first == key; });
-    };
+    const bool own_sslmode =
+        std::any_of(options.begin(), options.end(), [](const auto& o) { return o.first == "sslmode"; });
     add("host", host);
     add("port", port);
     add("dbname", dbname);
@@ -470,7 +469,7 @@ inline std::vector<std::pair<std::string, std::string>> Config::keywords() const
     add("password", password);
     add(application_name == default_application_name ? "fallback_application_name" : "application_name",
         application_name);
-    if (ssl && !has_option("sslmode")) add("sslmode", "require");
+    if (ssl && !own_sslmode) add("sslmode", "require");
     add("target_session_attrs", target_session_attrs);
     if (pool.connect_timeout.count() > 0)
         add("connect_timeout", std::to_string(std::chrono::ceil<std::chrono::seconds>(pool.connect_timeout).count()));
@@ -529,7 +528,7 @@ inline void Config::validate() const {
     if (ports > 1 && ports != hosts)
         bad("port", port, std::to_string(ports) + " ports for " + std::to_string(hosts) + " hosts (\"" + host + "\")");
     if (statement_timeout.count() < 0 || statement_timeout.count() > detail::max_ms)
-        bad("statement_timeout", std::to_string(statement_timeout.count()) + "ms", "must be between 0 and 2147483647 ms");
+        bad("statement_timeout", std::to_string(statement_timeout.count()) + "ms", "must be between 0 and 2147483647");
     for (const auto& [key, value] : keywords())  // libpq takes C strings: a NUL would cut a value short
         if (key.find('\0') != key.npos || value.find('\0') != value.npos) bad(key, "...", "holds a NUL byte");
     pool.validate();

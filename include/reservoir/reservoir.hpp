@@ -6,6 +6,7 @@
 #include "core/clock.hpp"
 #include "core/concepts.hpp"
 #include "core/error.hpp"
+#include "core/events.hpp"
 #include "core/global.hpp"
 #include "core/histogram.hpp"
 #include "core/options.hpp"

@@ -106,7 +106,7 @@ TEST_CASE("typed reads refuse NULL, wrong types and out-of-range values with cle
     SECTION("NULL") {
         CHECK_THROWS_MATCHES(row.get<std::int32_t>("missing"), pg::TypeError,
                              Catch::Matchers::Message("reservoir: cannot read row 0, column \"missing\" (index 0) "
-                                                      "as int32: the value is NULL (a int4 column); read it as "
+                                                      "as int32: the value is NULL (column type int4); read it as "
                                                       "std::optional<int32> to accept NULL"));
         CHECK(row.get<std::optional<std::int32_t>>("missing") == std::nullopt);
     }
@@ -118,7 +118,8 @@ TEST_CASE("typed reads refuse NULL, wrong types and out-of-range values with cle
             CHECK(e.kind() == reservoir::ErrorKind::query);
             const std::string m = e.what();
             CHECK_THAT(m, Catch::Contains("column \"word\"") && Catch::Contains("row 0") &&
-                              Catch::Contains("as int32") && Catch::Contains("text"));
+                              Catch::Contains("as int32") &&
+                              Catch::Contains("the column's type is text, not an integer type"));
         }
         CHECK_THROWS_AS(row.get<bool>("word"), pg::TypeError);
         CHECK_THROWS_AS(row.get<std::vector<std::byte>>("word"), pg::TypeError);

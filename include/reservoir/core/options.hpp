@@ -6,9 +6,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "error.hpp"
+#include "events.hpp"
 
 namespace reservoir {
 
@@ -46,6 +48,11 @@ struct PoolOptions {
 
     // Release
     std::chrono::milliseconds reset_timeout = 5s;  // bound on cleaning a returned connection
+
+    // Observability
+    std::shared_ptr<EventListener> listener = nullptr;  // receives events; null = none
+    std::chrono::milliseconds leak_threshold = 0ms;  // report leases held longer; 0 = off
+    bool latency_histograms = true;  // acquire wait and hold time, per slot (no lock, no allocation)
 
     // Housekeeping
     std::chrono::milliseconds housekeeping_interval = 1s;  // reaping, keepalive, lifetime checks
@@ -85,6 +92,7 @@ inline void PoolOptions::validate() const {
     detail::require_non_negative("max_lifetime", max_lifetime);
     detail::require_non_negative("reset_timeout", reset_timeout);
     detail::require_non_negative("breaker_cooldown", breaker_cooldown);
+    detail::require_non_negative("leak_threshold", leak_threshold);
     if (connect_timeout.count() == 0) bad_option("connect_timeout", "0ms", "must be positive");
     if (!(lifetime_jitter >= 0.0 && lifetime_jitter < 1.0))
         bad_option("lifetime_jitter", std::to_string(lifetime_jitter), "must be in [0, 1)");

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "histogram.hpp"
+
 namespace reservoir {
 
 enum class BreakerState {
@@ -47,6 +49,13 @@ struct PoolStats {
     CloseCounts closes;
     BreakerState breaker = BreakerState::closed;
     std::uint64_t breaker_trips = 0;  // times the breaker opened
+    std::uint64_t leaks = 0;          // leases reported as held past leak_threshold
+
+    // Latencies (empty when latency_histograms is off). Acquire wait is zero
+    // on the lock-free path; hold time has the coarse clock's resolution (~4 ms).
+    HistogramSnapshot acquire_wait;
+    HistogramSnapshot hold_time;
+    HistogramSnapshot connect_time;
 
     std::string last_connect_error;  // empty when the last connect succeeded
 };

@@ -253,7 +253,9 @@ inline void url_password_spans(std::string_view text, std::vector<Span>& hide) {
 // The value after every "...password =": in a URL query up to the next '&';
 // in conninfo up to white space outside quotes, honouring backslash escapes.
 inline void keyword_password_spans(std::string_view text, std::vector<Span>& hide) {
-    const auto ends_key = [](char c) { return is_space(c) || c == '?' || c == '&' || c == '=' || c == '\'' || c == '"'; };
+    const auto ends_key = [](char c) {
+        return is_space(c) || c == '?' || c == '&' || c == '=' || c == '\'' || c == '"';
+    };
     for (auto eq = text.find('='); eq != npos; eq = text.find('=', eq + 1)) {
         auto key_end = eq;
         while (key_end > 0 && is_space(text[key_end - 1])) --key_end;
@@ -302,7 +304,8 @@ inline void apply_url(Config& c, std::string_view url, std::string_view name) {
     if (const auto at = authority.rfind('@'); at != npos) {
         const auto userinfo = authority.substr(0, at), user = userinfo.substr(0, userinfo.find(':'));
         set_if(c.user, decode(user, "user name"));
-        if (user.size() < userinfo.size()) set_if(c.password, decode(userinfo.substr(user.size() + 1), "password"));
+        if (user.size() < userinfo.size())
+            set_if(c.password, decode(userinfo.substr(user.size() + 1), "password"));
         authority.remove_prefix(at + 1);
     }
     if (!authority.empty()) {
@@ -402,8 +405,9 @@ inline Config Config::from_env(const std::function<const char*(const char*)>& ge
     const auto text = [&](const char* name, std::string& field) {
         if (auto v = read(name)) field = std::move(v->value);
     };
-    const auto millis = [&](const char* name, const char* alias, long long lo, std::chrono::milliseconds& field) {
-        if (auto v = read(name, alias)) field = std::chrono::milliseconds(parse_whole(v->name, v->value, lo, max_ms));
+    const auto millis = [&](const char* name, const char* alias, long long lo, auto& field) {
+        if (auto v = read(name, alias))
+            field = std::chrono::milliseconds(parse_whole(v->name, v->value, lo, max_ms));
     };
     const auto size = [&](const char* name, long long lo) -> std::optional<std::size_t> {
         if (auto v = read(name)) return parse_whole(v->name, v->value, lo, reservoir::detail::max_pool_size);
@@ -471,15 +475,17 @@ inline std::vector<std::pair<std::string, std::string>> Config::keywords() const
         application_name);
     if (ssl && !own_sslmode) add("sslmode", "require");
     add("target_session_attrs", target_session_attrs);
-    if (pool.connect_timeout.count() > 0)
-        add("connect_timeout", std::to_string(std::chrono::ceil<std::chrono::seconds>(pool.connect_timeout).count()));
+    if (const auto seconds = std::chrono::ceil<std::chrono::seconds>(pool.connect_timeout); seconds.count() > 0)
+        add("connect_timeout", std::to_string(seconds.count()));
     // PgBouncer refuses startup parameters it does not know, "options" included.
     std::string startup;
     if (statement_timeout.count() > 0 && pooler != Pooler::pgbouncer)
         startup = "-c statement_timeout=" + std::to_string(statement_timeout.count());
     for (const auto& [key, value] : options) {
-        if (key == "options" && !startup.empty()) kw.emplace_back(key, std::exchange(startup, {}) + " " + value);
-        else kw.emplace_back(key, value);
+        if (key == "options" && !startup.empty())
+            kw.emplace_back(key, std::exchange(startup, {}) + " " + value);
+        else
+            kw.emplace_back(key, value);
     }
     add("options", std::move(startup));
     return kw;
@@ -487,29 +493,22 @@ inline std::vector<std::pair<std::string, std::string>> Config::keywords() const
 
 inline std::string Config::redacted_url() const {
     using detail::percent_encode;
-    const auto kw = keywords();
-    std::string_view hosts, ports, user, dbname;
-    bool has_password = false;
-    std::string query;  // "&key=value" for each
-    for (const auto& [key, value] : kw) {
-        if (key == "host") hosts = value;
-        else if (key == "port") ports = value;
-        else if (key == "user") user = value;
-        else if (key == "dbname") dbname = value;
-        else if (key == "password") has_password = true;
-        else query += "&" + percent_encode(key) + "=" + (detail::is_secret_key(key) ? "***" : percent_encode(value));
+    std::string query;  // "&key=value" for each keyword that is not in the authority or the path
+    for (const auto& [key, value] : keywords()) {
+        if (key == "host" || key == "port" || key == "user" || key == "password" || key == "dbname") continue;
+        query += "&" + percent_encode(key) + "=" + (detail::is_secret_key(key) ? "***" : percent_encode(value));
     }
-    std::string out = "postgresql://" + percent_encode(user) + (has_password ? ":***" : "");
-    if (!user.empty() || has_password) out += '@';
-    const auto host_list = detail::split(hosts, ','), port_list = detail::split(ports, ',');
-    if (std::find(host_list.begin(), host_list.end(), "") != host_list.end()) {
+    std::string out = "postgresql://" + percent_encode(user) + (password.empty() ? "" : ":***");
+    if (!user.empty() || !password.empty()) out += '@';
+    const auto hosts = detail::split(host, ','), ports = detail::split(port, ',');
+    if (std::find(hosts.begin(), hosts.end(), "") != hosts.end()) {
         // No host, "h1,,h2", or a port without a host: only query parameters can say that.
-        if (!hosts.empty()) query += "&host=" + percent_encode(hosts);
-        if (!ports.empty()) query += "&port=" + std::string(ports);
+        if (!host.empty()) query += "&host=" + percent_encode(host);
+        if (!port.empty()) query += "&port=" + port;
     } else {
-        for (std::size_t i = 0; i < host_list.size(); ++i) {
-            const auto h = host_list[i];
-            const auto p = port_list.size() == 1 ? port_list[0] : i < port_list.size() ? port_list[i] : "";
+        for (std::size_t i = 0; i < hosts.size(); ++i) {
+            const auto h = hosts[i];
+            const auto p = ports.size() == 1 ? ports[0] : i < ports.size() ? ports[i] : "";
             const bool ipv6 = h.find(':') != h.npos && h.find_first_not_of("0123456789abcdefABCDEF:.") == h.npos;
             out += (i ? "," : "") + (ipv6 ? "[" + std::string(h) + "]" : percent_encode(h));
             if (!p.empty()) out += ":" + std::string(p);
@@ -526,9 +525,10 @@ inline void Config::validate() const {
     if (!port.empty() && !detail::is_port_list(port)) bad("port", port, "must be port numbers from 1 to 65535");
     const auto hosts = detail::split(host, ',').size(), ports = detail::split(port, ',').size();
     if (ports > 1 && ports != hosts)
-        bad("port", port, std::to_string(ports) + " ports for " + std::to_string(hosts) + " hosts (\"" + host + "\")");
-    if (statement_timeout.count() < 0 || statement_timeout.count() > detail::max_ms)
-        bad("statement_timeout", std::to_string(statement_timeout.count()) + "ms", "must be between 0 and 2147483647");
+        bad("port", port,
+            std::to_string(ports) + " ports for " + std::to_string(hosts) + " hosts (\"" + host + "\")");
+    if (const auto ms = statement_timeout.count(); ms < 0 || ms > detail::max_ms)
+        bad("statement_timeout", std::to_string(ms) + "ms", "must be between 0 and 2147483647");
     for (const auto& [key, value] : keywords())  // libpq takes C strings: a NUL would cut a value short
         if (key.find('\0') != key.npos || value.find('\0') != value.npos) bad(key, "...", "holds a NUL byte");
     pool.validate();

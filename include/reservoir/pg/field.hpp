@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -118,7 +119,7 @@ public:
             return get<typename T::value_type>();
         } else {
             if (is_null())
-                refuse<T>("the value is NULL (a " + detail::type_name(type()) + " column); read it as " +
+                refuse<T>("the value is NULL (column type " + detail::type_name(type()) + "); read it as " +
                           detail::type_name<std::optional<T>>() + " to accept NULL");
             return decode<T>();
         }
@@ -150,7 +151,7 @@ private:
     template <class T>
     void expect_type(std::initializer_list<Oid> accepted, const char* wanted) const {
         if (!detail::one_of(type(), accepted))
-            refuse<T>("the value is a " + detail::type_name(type()) + ", not " + wanted);
+            refuse<T>("the column's type is " + detail::type_name(type()) + ", not " + wanted);
     }
 
     template <class T>

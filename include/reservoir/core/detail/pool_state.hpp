@@ -25,6 +25,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../concepts.hpp"
@@ -36,6 +37,12 @@
 namespace reservoir::detail {
 
 enum class CloseReason { idle_timeout, lifetime, broken, discarded, reset_failed, evicted, shutdown };
+
+inline constexpr std::string_view to_string(CloseReason why) noexcept {
+    constexpr std::string_view names[] = {"idle_timeout", "lifetime", "broken", "discarded",
+                                          "reset_failed", "evicted",  "shutdown"};
+    return names[static_cast<int>(why)];
+}
 
 inline std::string ms_text(duration d) {
     return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
@@ -68,16 +75,13 @@ public:
     // ---- acquire / release ------------------------------------------------
 
     SlotT* acquire(duration timeout, const source_location& where) {
-        time_point start{}, deadline{};  // read the precise clock only once we must wait
+        time_point start{};  // the precise clock is read only once we must wait
         SlotT* s = claim_idle_fast();
         for (;;) {
-            if (s && checkout(*s, deadline, timeout, where)) return s;
-            if (start == time_point{}) {
-                start = clock_.now();
-                deadline = start + timeout;
-            }
+            if (s && checkout(*s, start, timeout, where)) return s;
+            if (start == time_point{}) start = clock_.now();
             s = claim_idle_fast();
-            if (!s) s = wait_for_slot(start, deadline);
+            if (!s) s = wait_for_slot(start, start + timeout);
         }
     }
 
@@ -99,6 +103,10 @@ public:
     void release(SlotT& s, bool discard) noexcept {
         const time_point now = clock_.coarse_now();
         s.mark_used(now);
+        if (options_.latency_histograms) s.hold_time.record_single_writer(now - s.lent_time());
+        if (options_.leak_threshold.count() > 0 &&
+            s.leak_reported.load(std::memory_order_relaxed) == s.lends.load(std::memory_order_relaxed))
+            emit({EventKind::leak_returned, now - s.lent_time(), {}, s.lent_where()});
         ReleaseAction action = ReleaseAction::discard;
         CloseReason why = CloseReason::discarded;
         if (!discard) {
@@ -197,7 +205,13 @@ public:
                 default: break;
             }
             st.acquires += slots_[i].lends.load(std::memory_order_relaxed);
+            if (options_.latency_histograms) {
+                st.acquire_wait.merge(slots_[i].acquire_wait.snapshot());
+                st.hold_time.merge(slots_[i].hold_time.snapshot());
+            }
         }
+        st.connect_time = connect_time_.snapshot();
+        st.leaks = leaks_;
         st.total = st.idle + st.in_use + st.resetting;
         st.waiting = waiting_;
         st.min = sizing_.min_size();
@@ -274,22 +288,23 @@ private:
     }
 
     // Local check always; a ping when the health policy asks. A connection
-    // that fails is closed and the caller tries again.
-    bool checkout(SlotT& s, time_point deadline, duration timeout, const source_location& where) {
+    // that fails is closed and the caller tries again. `start` is when the
+    // caller began to wait, or zero on the lock-free path (no wait).
+    bool checkout(SlotT& s, time_point start, duration timeout, const source_location& where) {
         const time_point now = clock_.coarse_now();
         bool ok = driver_.is_usable(*s.conn);
-        if (ok && health_.borrow_check(s.info(), now) == BorrowCheck::ping) {
-            if (deadline == time_point{}) deadline = clock_.now() + timeout;
-            ok = ping(s, deadline);
-        }
+        if (ok && health_.borrow_check(s.info(), now) == BorrowCheck::ping)
+            ok = ping(s, (start == time_point{} ? clock_.now() : start) + timeout);
         if (!ok) {
             std::unique_lock lk(mu_);
             set_state_locked(s, slot_busy);
             close_locked(s, CloseReason::broken, lk);
             return false;
         }
-        s.lent_at = now;
-        s.acquired_at = where;
+        s.record_lent(now);
+        if (options_.leak_threshold.count() > 0) s.record_where(where);
+        if (options_.latency_histograms)
+            s.acquire_wait.record_single_writer(start == time_point{} ? duration::zero() : clock_.now() - start);
         SlotT::bump(s.uses);
         SlotT::bump(s.lends);
         return true;
@@ -327,6 +342,8 @@ private:
                 std::string message =
                     "reservoir: acquire timed out after " + ms_text(waited) + " (" + describe_locked() + ")";
                 unlink_locked(w);
+                lk.unlock();
+                emit({EventKind::acquire_timeout, waited, message, {}});
                 throw AcquireTimeout(message, waited);
             }
         }
@@ -419,6 +436,7 @@ private:
     void close_locked(SlotT& s, CloseReason why, std::unique_lock<std::mutex>& lk) noexcept {
         lk.unlock();
         s.conn.reset();
+        emit({EventKind::closed, {}, to_string(why), {}});
         lk.lock();
         set_state_locked(s, slot_empty);
         --live_;
@@ -486,13 +504,15 @@ private:
     }
 
     // Opens after breaker_threshold consecutive failures; a failed probe
-    // re-opens it for another cooldown.
-    void trip_breaker_if_due_locked(time_point now) noexcept {
-        if (options_.breaker_threshold == 0 || consecutive_failures_ < options_.breaker_threshold) return;
-        if (breaker_ == BreakerState::closed) ++breaker_trips_;
+    // re-opens it for another cooldown. True when it has just opened.
+    bool trip_breaker_if_due_locked(time_point now) noexcept {
+        if (options_.breaker_threshold == 0 || consecutive_failures_ < options_.breaker_threshold) return false;
+        const bool opening = breaker_ == BreakerState::closed;
+        if (opening) ++breaker_trips_;
         breaker_ = BreakerState::open;
         breaker_until_ = now + options_.breaker_cooldown;
         if (live_ == 0) wake_all_waiters_locked(Waiter::unavailable);
+        return opening;
     }
 
     void reset(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
@@ -536,6 +556,10 @@ private:
             error = "reservoir: connect failed with an unknown exception";
         }
         const time_point end = clock_.now();
+        if (s->conn)
+            emit({EventKind::connected, end - begin, {}, {}});
+        else
+            emit({EventKind::connect_failed, end - begin, error, {}});
         if (s->conn) {
             s->created = end;
             s->expires = health_.expiry(end, random);
@@ -549,11 +573,13 @@ private:
         if (s->conn) {
             ++live_;
             ++connects_;
+            if (options_.latency_histograms) connect_time_.record(end - begin);
             consecutive_failures_ = 0;
             last_connect_error_.clear();
-            breaker_ = BreakerState::closed;
             s->generation = generation_;
+            const bool breaker_closed = std::exchange(breaker_, BreakerState::closed) != BreakerState::closed;
             make_available_locked(*s, lk);
+            if (breaker_closed) emit_unlocked(lk, {EventKind::breaker_closed, {}, {}, {}});
         } else {
             ++connect_failures_;
             ++consecutive_failures_;
@@ -561,13 +587,14 @@ private:
             retry_at_ = end + health_.retry_delay(consecutive_failures_, next_random(random_));
             set_state_locked(*s, slot_empty);
             drained_cv_.notify_all();
-            trip_breaker_if_due_locked(end);
+            if (trip_breaker_if_due_locked(end)) emit_unlocked(lk, {EventKind::breaker_opened, {}, error, {}});
         }
     }
 
     // Reaps idle connections above min, retires expired ones, pings idle ones
     // due a keepalive. Least-used (highest) slots first.
     void housekeep_locked(std::unique_lock<std::mutex>& lk) {
+        report_leaks_locked(lk);
         for (std::size_t i = nslots_; i-- > 0;) {
             if (closing_) return;
             SlotT& s = slots_[i];
@@ -668,6 +695,40 @@ private:
         return true;
     }
 
+    // ---- events -------------------------------------------------------------
+
+    void emit(const Event& e) const noexcept {
+        if (options_.listener) options_.listener->on_event(e);
+    }
+
+    // Listeners run outside the lock.
+    void emit_unlocked(std::unique_lock<std::mutex>& lk, const Event& e) noexcept {
+        if (!options_.listener) return;
+        lk.unlock();
+        emit(e);
+        lk.lock();
+    }
+
+    // A lease held past leak_threshold is reported once; its late return too
+    // (see release()).
+    void report_leaks_locked(std::unique_lock<std::mutex>& lk) {
+        const duration threshold = options_.leak_threshold;
+        if (threshold.count() <= 0) return;
+        const time_point now = clock_.coarse_now();
+        for (std::size_t i = 0; i < nslots_; ++i) {
+            SlotT& s = slots_[i];
+            if (s.state() != slot_lent) continue;
+            const std::uint64_t lease = s.lends.load(std::memory_order_acquire);
+            const duration held = now - s.lent_time();
+            if (held < threshold || s.leak_reported.load(std::memory_order_relaxed) == lease) continue;
+            const CodeLocation where = s.lent_where();
+            if (s.lends.load(std::memory_order_acquire) != lease) continue;  // returned and lent again meanwhile
+            s.leak_reported.store(lease, std::memory_order_relaxed);
+            ++leaks_;
+            emit_unlocked(lk, {EventKind::leak, held, {}, where});
+        }
+    }
+
     // ---- waiting and messages ---------------------------------------------
 
     // Waits until notified or the deadline; false once the deadline has passed.
@@ -734,6 +795,8 @@ private:
     std::uint64_t random_;
 
     std::uint64_t acquire_timeouts_ = 0;
+    std::uint64_t leaks_ = 0;
+    Histogram connect_time_;
     std::uint64_t connects_ = 0;
     std::uint64_t connect_failures_ = 0;
     CloseCounts closes_;

@@ -18,6 +18,8 @@
 #include "../source_location.hpp"
 
 #include "../concepts.hpp"
+#include "../events.hpp"
+#include "../histogram.hpp"
 
 namespace reservoir::detail {
 
@@ -48,9 +50,15 @@ struct alignas(64) Slot {
     std::atomic<std::uint64_t> uses{0};   // leases served by this connection
     std::atomic<std::uint64_t> lends{0};  // leases served by this slot, ever (stats)
 
-    // The borrower's bookkeeping, owner-only.
-    time_point lent_at{};
-    source_location acquired_at{};
+    // The borrower's bookkeeping: written by the owner, read by leak detection.
+    std::atomic<duration::rep> lent_at{0};  // coarse clock
+    std::atomic<const char*> where_file{""};
+    std::atomic<const char*> where_function{""};
+    std::atomic<std::uint_least32_t> where_line{0};
+    std::atomic<std::uint64_t> leak_reported{0};  // the `lends` number of the lease reported
+
+    Histogram acquire_wait;  // written by the owner only
+    Histogram hold_time;
 
     void mark_used(time_point now) noexcept {
         last_used.store(now.time_since_epoch().count(), std::memory_order_relaxed);
@@ -58,6 +66,18 @@ struct alignas(64) Slot {
     }
     void mark_checked(time_point now) noexcept {
         last_checked.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    }
+
+    void record_lent(time_point now) noexcept { lent_at.store(now.time_since_epoch().count(), std::memory_order_relaxed); }
+    void record_where(const source_location& where) noexcept {
+        where_file.store(where.file_name(), std::memory_order_relaxed);
+        where_function.store(where.function_name(), std::memory_order_relaxed);
+        where_line.store(where.line(), std::memory_order_relaxed);
+    }
+    time_point lent_time() const noexcept { return time_point(duration(lent_at.load(std::memory_order_relaxed))); }
+    CodeLocation lent_where() const noexcept {
+        return {where_file.load(std::memory_order_relaxed), where_line.load(std::memory_order_relaxed),
+                where_function.load(std::memory_order_relaxed)};
     }
 
     std::uint32_t state() const noexcept { return word.load(std::memory_order_acquire) & slot_state_mask; }

@@ -88,7 +88,7 @@ struct Config {
     //   DB_PROFILE                   development | staging | production (see detail::profiles)
     static Config from_env();
     // The same with an injected lookup (nullptr = unset), for tests.
-    static Config from_env(const std::function<const char*(const char*)>& getenv);
+    static Config from_env(const std::function<const char*(const char*)>& lookup);
     // A postgresql:// or postgres:// URI as libpq documents it: user, password,
     // hosts (IPv6 in brackets, "h1:1,h2:2" lists), dbname, ?key=value parameters.
     static Config from_url(std::string_view url);
@@ -391,7 +391,7 @@ inline Config Config::from_env() {
     return from_env([](const char* name) -> const char* { return std::getenv(name); });
 }
 
-inline Config Config::from_env(const std::function<const char*(const char*)>& getenv) {
+inline Config Config::from_env(const std::function<const char*(const char*)>& lookup) {
     using namespace detail;
     struct Var {
         const char* name;
@@ -399,13 +399,14 @@ inline Config Config::from_env(const std::function<const char*(const char*)>& ge
     };
     const auto read = [&](const char* primary, const char* alias = nullptr) -> std::optional<Var> {
         for (const char* name : {primary, alias})
-            if (const char* value = name ? getenv(name) : nullptr) return Var{name, value};
+            if (const char* value = name ? lookup(name) : nullptr) return Var{name, value};
         return std::nullopt;
     };
     const auto text = [&](const char* name, std::string& field) {
         if (auto v = read(name)) field = std::move(v->value);
     };
-    const auto millis = [&](const char* name, const char* alias, long long lo, auto& field) {
+    const auto millis = [&](const char* name, const char* alias, long long lo,
+                            std::chrono::milliseconds& field) {
         if (auto v = read(name, alias))
             field = std::chrono::milliseconds(parse_whole(v->name, v->value, lo, max_ms));
     };

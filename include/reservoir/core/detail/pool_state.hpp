@@ -233,13 +233,30 @@ public:
     C& context() noexcept { return context_; }
 
 private:
+    // An acquirer in the queue. It lives on the acquirer's stack. slot and
+    // outcome are written under the pool's lock; `settled` under the waiter's
+    // own mutex, after them, and is what the sleeping acquirer waits for.
     struct Waiter {
         Waiter* prev = nullptr;
         Waiter* next = nullptr;
-        SlotT* slot = nullptr;  // set by whoever hands this waiter a connection
-        enum { waiting, closed, unavailable } outcome = waiting;  // set when woken without one
+        SlotT* slot = nullptr;  // the connection handed to this waiter
+        enum { waiting, closed, unavailable } outcome = waiting;  // or why it was woken without one
+        std::mutex mu;
         std::condition_variable cv;
+        bool settled = false;
+
+        bool settled_locked() const noexcept { return slot || outcome != waiting; }
     };
+
+    // Hands the (already unlinked) waiter its result and wakes it. Notified
+    // under its mutex, so the waiter cannot return and vanish mid-notify.
+    static void settle_locked(Waiter& w, SlotT* slot, decltype(Waiter::outcome) outcome) noexcept {
+        w.slot = slot;
+        w.outcome = outcome;
+        std::lock_guard g(w.mu);
+        w.settled = true;
+        w.cv.notify_one();
+    }
 
     // Checks the options and the sizing policy's numbers before anything is allocated.
     std::size_t validated_max_size() const {
@@ -334,9 +351,19 @@ private:
         Waiter w;
         enqueue_locked(w);
         wake_worker_if_needed_locked();
-        while (!w.slot && w.outcome == Waiter::waiting) {
-            if (!options_.background_threads && run_one_job_locked(lk)) continue;
-            if (!wait_until(w.cv, lk, deadline) && !w.slot && w.outcome == Waiter::waiting) {
+        // The waiter sleeps on its own mutex, not the pool's: once settled it
+        // returns without touching the pool's lock again, so a hand-off is
+        // never held up behind threads contending for it.
+        for (;;) {
+            if (!options_.background_threads && !w.settled_locked() && run_one_job_locked(lk)) continue;
+            std::unique_lock wl(w.mu);
+            if (w.settled) break;
+            lk.unlock();
+            const bool in_time = wait_until(w.cv, wl, deadline);
+            if (w.settled) break;
+            wl.unlock();
+            lk.lock();
+            if (!in_time && !w.settled_locked()) {
                 ++acquire_timeouts_;
                 const duration waited = clock_.now() - start;
                 std::string message =
@@ -348,7 +375,10 @@ private:
             }
         }
         if (w.outcome == Waiter::closed) throw closed_error();
-        if (w.outcome == Waiter::unavailable) throw unavailable_error_locked();
+        if (w.outcome == Waiter::unavailable) {
+            if (!lk.owns_lock()) lk.lock();
+            throw unavailable_error_locked();
+        }
         return w.slot;
     }
 
@@ -376,7 +406,7 @@ private:
             if (!w.slot && (old & slot_state_mask) == slot_idle) {
                 slots_[i].word.store(slot_lent | slot_attention, std::memory_order_relaxed);
                 unlink_locked(w);
-                w.slot = &slots_[i];
+                settle_locked(w, &slots_[i], Waiter::waiting);
             }
         }
     }
@@ -396,8 +426,7 @@ private:
         } else if (Waiter* w = head_) {
             unlink_locked(*w);
             s.word.store(slot_lent | slot_attention, std::memory_order_release);
-            w->slot = &s;
-            w->cv.notify_one();
+            settle_locked(*w, &s, Waiter::waiting);
         } else {
             set_state_locked(s, slot_idle);
         }
@@ -684,8 +713,7 @@ private:
     void wake_all_waiters_locked(decltype(Waiter::outcome) outcome) noexcept {
         while (Waiter* w = head_) {
             unlink_locked(*w);
-            w->outcome = outcome;
-            w->cv.notify_one();
+            settle_locked(*w, nullptr, outcome);
         }
     }
 

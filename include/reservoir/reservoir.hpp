@@ -1,7 +1,11 @@
 #pragma once
 // reservoir: one centralized, policy-based connection pool.
-// This header brings in the core, the mock driver and, when <libpq-fe.h> is
-// available, the PostgreSQL driver.
+// This header brings in the core, the mock driver, the observability helpers
+// and, when <libpq-fe.h> is on the include path, the PostgreSQL driver.
+
+#include <type_traits>
+
+#include "version.hpp"
 
 #include "core/clock.hpp"
 #include "core/concepts.hpp"
@@ -14,10 +18,8 @@
 #include "core/pool.hpp"
 #include "core/stats.hpp"
 #include "mock/driver.hpp"
-
-#define RESERVOIR_VERSION_MAJOR 0
-#define RESERVOIR_VERSION_MINOR 1
-#define RESERVOIR_VERSION_PATCH 0
+#include "observe/observe.hpp"
+#include "pg/config.hpp"  // needs no libpq
 
 namespace reservoir {
 
@@ -25,3 +27,22 @@ namespace reservoir {
 using MockPool = Pool<mock::Driver>;
 
 }  // namespace reservoir
+
+#if __has_include(<libpq-fe.h>)
+#include "pg/pg.hpp"
+#else
+// Without libpq the PostgreSQL driver is left out (its configuration stays);
+// naming the driver says why it is missing.
+namespace reservoir::pg {
+template <class T = void>
+struct LibpqMissing {
+    static_assert(!std::is_same_v<T, T>,
+                  "reservoir::pg::Driver needs libpq: install libpq-dev, add /usr/include/postgresql to the "
+                  "include path and link -lpq (CMake: find_package(reservoir) does all three)");
+};
+using Driver = LibpqMissing<>;
+}  // namespace reservoir::pg
+namespace reservoir {
+using PgPool = pg::LibpqMissing<>;
+}  // namespace reservoir
+#endif

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 
 #include <unistd.h>
@@ -20,17 +21,24 @@ namespace pgtest {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-inline std::string required_env(const char* name) {
-    const char* value = std::getenv(name);
-    if (!value || !*value)
-        FAIL(name << " is not set: the [pg] tests need a PostgreSQL server. Start one with "
-                     "`scripts/pg-sandbox start DIR` and export RESERVOIR_TEST_DATABASE_URL=$PGSANDBOX_URL and "
-                     "RESERVOIR_TEST_ADMIN_URL=$PGSANDBOX_ADMIN_URL (from DIR/env)");
-    return value;
+// The URL from the environment variable, or else from the sandbox that ctest
+// started (RESERVOIR_TEST_SANDBOX=DIR holds DIR/url and DIR/admin-url).
+inline std::string server_url(const char* variable, const char* sandbox_file) {
+    if (const char* value = std::getenv(variable); value && *value) return value;
+    if (const char* dir = std::getenv("RESERVOIR_TEST_SANDBOX"); dir && *dir) {
+        std::ifstream in(std::string(dir) + "/" + sandbox_file);
+        std::string url;
+        if (std::getline(in, url) && !url.empty()) return url;
+        FAIL("RESERVOIR_TEST_SANDBOX=" << dir << " has no " << sandbox_file << ": did `pg-sandbox start` run?");
+    }
+    FAIL(variable << " is not set: the [pg] tests need a PostgreSQL server. Run them through ctest (which "
+                     "starts scripts/pg-sandbox), or start one with `scripts/pg-sandbox start DIR` and export "
+                     "RESERVOIR_TEST_DATABASE_URL=$PGSANDBOX_URL RESERVOIR_TEST_ADMIN_URL=$PGSANDBOX_ADMIN_URL");
+    return {};
 }
 
-inline std::string database_url() { return required_env("RESERVOIR_TEST_DATABASE_URL"); }
-inline std::string admin_url() { return required_env("RESERVOIR_TEST_ADMIN_URL"); }
+inline std::string database_url() { return server_url("RESERVOIR_TEST_DATABASE_URL", "url"); }
+inline std::string admin_url() { return server_url("RESERVOIR_TEST_ADMIN_URL", "admin-url"); }
 
 // A name no other test or run uses: for application_name, tables and roles.
 inline std::string unique_name(const std::string& prefix) {

@@ -89,11 +89,19 @@ TEST_CASE("a server that never answers fails the connect within its deadline", "
     auto cfg = config();
     cfg.host = "127.0.0.1";
     cfg.port = silent.port();
-    const auto start = Clock::now();
-    const auto message = connect_error(cfg, 500ms);
-    const auto took = elapsed_ms(start);
-    CHECK(took >= 500);
-    CHECK(took <= 550);
+    // Deadline + 10%. The best of up to three attempts: a late implementation
+    // is late every time, a thread descheduled on a loaded machine is not.
+    long long best = 0;
+    std::string message;
+    for (int attempt = 0; attempt < 3 && (attempt == 0 || best > 550); ++attempt) {
+        const auto start = Clock::now();
+        message = connect_error(cfg, 500ms);
+        const auto took = elapsed_ms(start);
+        CHECK(took >= 500);
+        best = attempt == 0 ? took : std::min(best, took);
+        UNSCOPED_INFO("attempt " << attempt << " took " << took << " ms");
+    }
+    CHECK(best <= 550);
     CHECK_THAT(message, Catch::Contains("timed out after") && Catch::Contains("port=" + cfg.port));
     CHECK_THAT(message, !Catch::Contains(cfg.password));
 }

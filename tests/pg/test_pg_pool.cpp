@@ -146,6 +146,24 @@ TEST_CASE("session state is reset between borrowers, as the reset mode says", "[
     CHECK(b->session_dirty() == !reset);
 }
 
+TEST_CASE("session dirtiness: what leaves state behind, and what does not", "[pg]") {
+    auto c = connect();
+    const auto dirty_after = [&](const std::string& sql) {
+        auto fresh = connect();
+        fresh.execute(sql);
+        return fresh.session_dirty();
+    };
+    CHECK_FALSE(dirty_after("SELECT 1 AS temperature, 2 AS label_temp, 3 AS temp_2"));
+    CHECK_FALSE(dirty_after("BEGIN; SELECT pg_advisory_xact_lock(7); COMMIT"));
+    CHECK_FALSE(dirty_after("RESET statement_timeout"));
+    CHECK_FALSE(c.session_dirty());
+    CHECK(dirty_after("SET search_path = public"));
+    CHECK(dirty_after("SELECT pg_try_advisory_lock(7)"));
+    CHECK(dirty_after("SELECT set_config('application_name', 'x', false)"));
+    CHECK(dirty_after("CREATE TEMPORARY TABLE reservoir_t (x int)"));
+    CHECK(dirty_after("BEGIN; DECLARE reservoir_c CURSOR WITH HOLD FOR SELECT 1; COMMIT"));
+}
+
 TEST_CASE("behind PgBouncer the default reset leaves the session alone", "[pg]") {
     auto cfg = single_connection_config();
     cfg.pooler = pg::Pooler::pgbouncer;  // a direct server works too: only the policy differs

@@ -247,3 +247,31 @@ TEST_CASE("execute runs a script of statements; ping is a round trip", "[pg]") {
     CHECK(c.query("SELECT 3").scalar<int>() == 3);
     CHECK(driver.ping(c, Clock::now() + 1s));
 }
+
+TEST_CASE("a password the server echoes in an error is redacted", "[pg]") {
+    auto c = connect();
+    try {
+        c.query("SELECT $1::int", "host=db password=hunter2");
+        FAIL("no exception");
+    } catch (const pg::QueryError& e) {
+        CHECK(e.sqlstate() == "22P02");
+        CHECK_THAT(std::string(e.what()), Catch::Contains("invalid input syntax") && !Catch::Contains("hunter2"));
+    }
+}
+
+TEST_CASE("a cancel the server drops is sent again", "[pg]") {
+    // The first cancel is swallowed here, as a backend drops one that arrives
+    // before it has read the statement; only a repeated cancel ends it.
+    auto c = connect();
+    const auto start = Clock::now();
+    try {
+        c.query_for(200ms, "DO $$ BEGIN PERFORM pg_sleep(10); "
+                           "EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(10); END $$");
+        FAIL("no exception");
+    } catch (const pg::QueryError& e) {
+        CHECK(e.sqlstate() == "57014");
+    }
+    CHECK(elapsed_ms(start) < 1500);
+    CHECK_FALSE(c.must_evict());
+    CHECK(c.query("SELECT 1").scalar<int>() == 1);
+}

@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include <utility>
 
 #include "../core/clock.hpp"
+#include "config.hpp"
 #include "detail/wait.hpp"
 #include "error.hpp"
 #include "params.hpp"
@@ -158,14 +160,14 @@ private:
             if (!await_result(c, deadline)) timed_out(start, on_timeout);
             detail::ResultPtr r(PQgetResult(c));
             if (!r) break;
-            switch (PQresultStatus(r.get())) {
-                case PGRES_COPY_IN:
-                case PGRES_COPY_OUT:
-                case PGRES_COPY_BOTH:
-                    evict_ = true;
-                    throw QueryError("reservoir: COPY is not supported by query() or execute(); the connection "
-                                     "will be closed",
-                                     "0A000");
+            const ExecStatusType status = PQresultStatus(r.get());
+            if (is_copy(status)) {
+                evict_ = true;
+                throw QueryError("reservoir: COPY is not supported by query() or execute(); the connection will "
+                                 "be closed",
+                                 "0A000");
+            }
+            switch (status) {
                 case PGRES_FATAL_ERROR:
                 case PGRES_BAD_RESPONSE:
                     if (!error) error = std::move(r);  // the first error; read on to the end
@@ -225,38 +227,56 @@ private:
     }
 
     // Cancels the running statement, if any, and reads its results to the
-    // end. True when the connection is idle and usable again.
+    // end. True when the connection is idle and usable again. A backend drops
+    // a cancel that arrives before it has read the statement, so while the
+    // statement still runs the cancel is sent again, at growing intervals.
     bool cancel_and_drain(time_point deadline) noexcept {
         PGconn* c = conn_.get();
-        if (!c || PQstatus(c) != CONNECTION_OK) return false;
-        if (PQtransactionStatus(c) != PQTRANS_ACTIVE) return true;
-        // PQcancel opens a second connection and blocks until the server has
-        // the request: brief on a reachable server. libpq 15 has no
-        // non-blocking cancel (PQcancelPoll came in 17).
+        const auto running = [c] {
+            return c && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_ACTIVE;
+        };
+        for (duration wait = std::chrono::milliseconds(20); running(); wait *= 2) {
+            const time_point now = std::chrono::steady_clock::now();
+            if (now >= deadline) return false;
+            send_cancel(c);
+            drain(c, std::min(deadline, now + wait));
+        }
+        return c && PQstatus(c) == CONNECTION_OK;
+    }
+
+    // PQcancel opens a second connection and returns once the server has
+    // signalled the backend: brief on a reachable server, but blocking
+    // (libpq 15 has no non-blocking cancel; PQcancelPoll came in 17).
+    static void send_cancel(PGconn* c) noexcept {
         if (PGcancel* cancel = PQgetCancel(c)) {
             char error[256];
             PQcancel(cancel, error, sizeof error);
             PQfreeCancel(cancel);
         }
-        if (!flush(c, deadline)) return false;
-        for (;;) {
-            if (!await_result(c, deadline)) return false;
+    }
+
+    // Reads and drops results until the statement is over (or in COPY, which
+    // is never drained) or `until` passes.
+    static void drain(PGconn* c, time_point until) noexcept {
+        while (flush(c, until) && await_result(c, until)) {
             detail::ResultPtr r(PQgetResult(c));
-            if (!r) break;
-            const auto status = PQresultStatus(r.get());
-            if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) return false;
+            if (!r || is_copy(PQresultStatus(r.get()))) return;
         }
-        return PQstatus(c) == CONNECTION_OK;
+    }
+
+    static bool is_copy(ExecStatusType status) noexcept {
+        return status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH;
     }
 
     // Throws the error of a failed statement (or of the connection, when
     // `error` is null): ConnectionLost if the session is gone, else QueryError.
     [[noreturn]] void throw_failure(PGconn* c, const PGresult* error) {
-        const std::string state = error ? detail::field(error, PG_DIAG_SQLSTATE) : "";
-        const std::string severity = error ? detail::field(error, PG_DIAG_SEVERITY_NONLOCALIZED) : "";
-        std::string primary = error ? detail::field(error, PG_DIAG_MESSAGE_PRIMARY) : "";
-        if (primary.empty()) primary = detail::one_line(error ? PQresultErrorMessage(error) : PQerrorMessage(c));
-        const std::string server_detail = error ? detail::field(error, PG_DIAG_MESSAGE_DETAIL) : "";
+        // Redacted: a conninfo or URL the server echoes (dblink, FDWs) keeps no password.
+        const auto field = [&](int code) { return error ? redact(detail::field(error, code)) : std::string(); };
+        const std::string state = field(PG_DIAG_SQLSTATE), severity = field(PG_DIAG_SEVERITY_NONLOCALIZED);
+        const std::string server_detail = field(PG_DIAG_MESSAGE_DETAIL);
+        std::string primary = field(PG_DIAG_MESSAGE_PRIMARY);
+        if (primary.empty()) primary = redact(detail::one_line(error ? PQresultErrorMessage(error) : PQerrorMessage(c)));
         std::string text = primary + (state.empty() ? "" : " (SQLSTATE " + state + ")");
         if (!server_detail.empty()) text += "; detail: " + server_detail;
 
@@ -266,8 +286,7 @@ private:
             throw ConnectionLost("reservoir: connection lost: " + text, state, server_detail);
         }
         if (detail::requires_eviction(state)) evict_ = true;
-        throw QueryError("reservoir: query failed: " + text, state, server_detail,
-                         error ? detail::field(error, PG_DIAG_MESSAGE_HINT) : "");
+        throw QueryError("reservoir: query failed: " + text, state, server_detail, field(PG_DIAG_MESSAGE_HINT));
     }
 
     detail::ConnPtr conn_;

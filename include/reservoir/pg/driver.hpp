@@ -6,8 +6,8 @@
 // (Host names are still resolved inside PQconnectStartParams, synchronously:
 // give `hostaddr` to avoid DNS when that matters.)
 //
-// The password never appears in an error message: it is cut out of libpq's
-// text, and redact() removes any that sits in a URL or conninfo string.
+// No password appears in an error message: every password keyword's value is
+// cut out of libpq's text, and redact() hides any in a URL or conninfo string.
 
 #include <libpq-fe.h>
 
@@ -44,7 +44,8 @@ public:
                                                                               : ResetMode::discard_all) {
         for (const auto& [key, value] : keepalive_defaults)
             if (!keyword(key)) keywords_.emplace_back(key, value);
-        if (const std::string* password = keyword("password")) password_ = *password;
+        for (const auto& [key, value] : keywords_)  // password, sslpassword, duplicates
+            if (key.ends_with("password") && !value.empty()) secrets_.push_back(value);
         target_ = describe_target();
     }
 
@@ -76,7 +77,10 @@ public:
         if (step != PGRES_POLLING_OK || PQstatus(c) != CONNECTION_OK)
             throw ConnectError(scrub("reservoir: connect to " + target_ + " failed: " +
                                      detail::one_line(PQerrorMessage(c))));
-        return Connection(conn.release(), session_reset_);
+        Connection opened(conn.release(), session_reset_);
+        if (opened.must_evict())  // so the pool does not reconnect in a loop
+            throw ConnectError("reservoir: connect to " + target_ + " failed: cannot make the socket non-blocking");
+        return opened;
     }
 
     bool is_usable(const Connection& c) const noexcept { return c.usable(); }
@@ -87,9 +91,10 @@ public:
     const std::vector<std::pair<std::string, std::string>>& keywords() const noexcept { return keywords_; }
 
 private:
+    // The value libpq uses: the last one given.
     const std::string* keyword(std::string_view key) const noexcept {
-        const auto it = std::find_if(keywords_.begin(), keywords_.end(), [&](const auto& kv) { return kv.first == key; });
-        return it == keywords_.end() ? nullptr : &it->second;
+        const auto it = std::find_if(keywords_.rbegin(), keywords_.rend(), [&](const auto& kv) { return kv.first == key; });
+        return it == keywords_.rend() ? nullptr : &it->second;
     }
 
     // "host=db1,db2 port=5432 dbname=app user=app", for messages.
@@ -104,10 +109,9 @@ private:
     }
 
     std::string scrub(std::string text) const {
-        if (!password_.empty()) {
-            for (std::size_t at = text.find(password_); at != std::string::npos; at = text.find(password_, at))
-                text.replace(at, password_.size(), "********");
-        }
+        for (const std::string& secret : secrets_)
+            for (std::size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at))
+                text.replace(at, secret.size(), "***");
         return redact(text);
     }
 
@@ -129,7 +133,7 @@ private:
     Config config_;
     std::vector<std::pair<std::string, std::string>> keywords_;
     ResetMode session_reset_;
-    std::string password_;  // cut out of every message
+    std::vector<std::string> secrets_;  // cut out of every message
     std::string target_;
 };
 

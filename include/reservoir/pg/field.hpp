@@ -169,7 +169,8 @@ private:
 
     detail::Bytes unescape_bytea() const {
         std::size_t size = 0;
-        unsigned char* raw = PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(result_, row_, column_)), &size);
+        const auto* escaped = reinterpret_cast<const unsigned char*>(PQgetvalue(result_, row_, column_));
+        unsigned char* raw = PQunescapeBytea(escaped, &size);  // hex or the old escape format
         if (!raw) throw std::bad_alloc();
         const auto* first = reinterpret_cast<const std::byte*>(raw);
         detail::Bytes bytes(first, first + size);

@@ -49,6 +49,8 @@ private:
 };
 
 namespace detail {
+struct TenantAccess;  // tenant.hpp
+
 struct ConnDeleter {
     void operator()(PGconn* c) const noexcept { PQfinish(c); }
 };
@@ -80,11 +82,7 @@ public:
     }
     template <class... Args>
     Result query_until(time_point deadline, const SqlText& sql, const Args&... args) {
-        const Params params(args...);
-        return run(deadline, OnTimeout::cancel, sql.c_str(), [&](PGconn* c) {
-            return PQsendQueryParams(c, sql.c_str(), params.size(), params.types(), params.values(),
-                                     params.lengths(), params.formats(), 0);
-        });
+        return query_params(deadline, sql.c_str(), sql.c_str(), args...);
     }
 
     // A script of one or more statements without parameters (the simple query
@@ -139,6 +137,19 @@ public:
 
 private:
     friend class context::Reset;
+    friend struct detail::TenantAccess;
+
+    // `scanned` is the text the session tracker scans for session state: the
+    // SQL itself, or "" for a statement known to leave none (the transaction-
+    // local set_config of pg::with_tenant). Command tags are checked either way.
+    template <class... Args>
+    Result query_params(time_point deadline, std::string_view scanned, const char* sql, const Args&... args) {
+        const Params params(args...);
+        return run(deadline, OnTimeout::cancel, scanned, [&](PGconn* c) {
+            return PQsendQueryParams(c, sql, params.size(), params.types(), params.values(), params.lengths(),
+                                     params.formats(), 0);
+        });
+    }
 
     enum class OnTimeout {
         cancel,   // cancel on the server and drain, keeping the connection

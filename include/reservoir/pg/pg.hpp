@@ -15,6 +15,7 @@
 #include "params.hpp"
 #include "result.hpp"
 #include "session.hpp"
+#include "tenant.hpp"
 #include "transaction.hpp"
 
 namespace reservoir {

@@ -675,7 +675,9 @@ private:
                 next_housekeeping_ = clock_.now() + options_.housekeeping_interval;
                 continue;
             }
-            time_point wake = next_housekeeping_;
+            // While another worker is housekeeping, next_housekeeping_ is still
+            // in the past: sleep until notified instead of spinning on it.
+            time_point wake = housekeeping_ ? now + options_.housekeeping_interval : next_housekeeping_;
             if (retry_at_ > now) wake = std::min(wake, retry_at_);
             wait_until(work_cv_, lk, wake);
         }

@@ -375,8 +375,11 @@ TEST_CASE("an upstream that refuses resets the client", "[proxy]") {
     {
         FaultProxy proxy(local_port(closed));
         Client client(proxy.port());
-        REQUIRE(client.error() == 0);
-        CHECK(ended(client.receive(1)));
+        // The reset may land before the client's own connect has completed.
+        if (client.error() == 0)
+            CHECK(ended(client.receive(1)));
+        else
+            CHECK(client.error() == ECONNRESET);
     }
     ::close(closed);
 }

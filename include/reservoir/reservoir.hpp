@@ -17,6 +17,7 @@
 #include "core/policies.hpp"
 #include "core/pool.hpp"
 #include "core/stats.hpp"
+#include "core/stop.hpp"
 #include "mock/driver.hpp"
 #include "observe/observe.hpp"
 #include "pg/config.hpp"  // needs no libpq

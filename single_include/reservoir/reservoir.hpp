@@ -803,8 +803,9 @@ private:
 
 // ---- reservoir/core/detail/pool_state.hpp
 // The pool's engine. Pool and Lease are thin handles onto one PoolState, which
-// lives on the heap so that a lease (or a worker stuck in a connect) may
-// outlive the Pool object: the last of them frees it.
+// lives on the heap so that a lease may outlive the Pool object: the last of
+// them frees it. Worker threads never outlive the Pool: its destructor asks
+// them to stop (see stop.hpp) and joins them.
 //
 // Paths:
 //   acquire  fast: claim an idle slot by CAS, the thread's last slot first.
@@ -824,6 +825,7 @@ private:
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -890,6 +892,32 @@ struct PoolStats {
 
     std::string last_connect_error;  // empty when the last connect succeeded
 };
+
+}  // namespace reservoir
+// ---- reservoir/core/stop.hpp
+// Stopping a pool's workers. The pool's destructor joins its worker threads,
+// so that none of them is still running when the program exits. A worker may
+// be inside a driver's connect, ping or reset at that moment: a driver that
+// polls stop_requested() while it blocks lets the destructor return at once;
+// one that does not delays it until that operation's own deadline.
+
+#include <stop_token>
+
+namespace reservoir {
+
+namespace detail {
+inline std::stop_token& worker_stop_token() noexcept {
+    thread_local std::stop_token token;  // empty on every thread but a pool's workers
+    return token;
+}
+}  // namespace detail
+
+// True on a pool's worker thread once the pool is being destroyed.
+inline bool stop_requested() noexcept { return detail::worker_stop_token().stop_requested(); }
+
+// True on a thread that can be asked to stop (a pool's worker): blocking waits
+// there should wake up now and then to check stop_requested().
+inline bool stop_possible() noexcept { return detail::worker_stop_token().stop_possible(); }
 
 }  // namespace reservoir
 // ---- reservoir/core/detail/slot.hpp
@@ -1115,26 +1143,26 @@ public:
         return true;
     }
 
-    // Called once by the Pool's destructor: shut down without waiting, stop
-    // the workers, and hand the state to whoever still holds a part of it.
+    // Called once by the Pool's destructor: shut down without waiting for
+    // leases, stop and join the workers, and hand the state to the leases
+    // still out. A worker inside a connect, ping or reset is asked to stop
+    // (stop.hpp); one whose driver ignores that ends at the operation's deadline.
     void destroy_handle() noexcept {
         std::unique_lock lk(mu_);
         begin_close_locked(lk);
         stop_ = true;
         work_cv_.notify_all();
-        // Idle workers exit at once; a worker inside a connect or reset is
-        // bounded by its own deadline and is left to finish on its own.
-        const time_point grace = clock_.now() + std::chrono::milliseconds(200);
-        while (running_workers_ > workers_in_io_ && wait_until(drained_cv_, lk, grace)) {
-        }
-        const bool all_exited = running_workers_ == 0;
         std::vector<std::thread> workers = std::move(workers_);
-        orphaned_ = true;
+        lk.unlock();
+        stop_source_.request_stop();
+        for (auto& t : workers) t.join();
+        lk.lock();  // every connection a worker finished with since was closed, not made idle
         for (std::size_t i = 0; i < nslots_; ++i)
             if ((slots_[i].word.load(std::memory_order_acquire) & slot_state_mask) == slot_lent) ++refs_;
+        orphaned_ = true;
+        const bool last = --refs_ == 0;
         lk.unlock();
-        for (auto& t : workers) all_exited ? t.join() : t.detach();
-        drop_ref();
+        if (last) delete this;
     }
 
     // Closes every idle connection now and every lent one when it comes back
@@ -1519,7 +1547,6 @@ private:
     void reset(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
         if (closing_) return close_locked(s, CloseReason::shutdown, lk);
         const time_point deadline = clock_.now() + options_.reset_timeout;
-        ++workers_in_io_;
         lk.unlock();
         bool ok = false;
         try {
@@ -1528,7 +1555,6 @@ private:
             ok = false;
         }
         lk.lock();
-        --workers_in_io_;
         if (ok) {
             s.mark_checked(clock_.coarse_now());
             make_available_locked(s, lk);
@@ -1543,7 +1569,6 @@ private:
             if (slots_[i].state() == slot_empty) s = &slots_[i];
         set_state_locked(*s, slot_connecting);
         ++connecting_;
-        ++workers_in_io_;
         const std::uint64_t random = next_random(random_);
         lk.unlock();
 
@@ -1569,7 +1594,6 @@ private:
         }
 
         lk.lock();
-        --workers_in_io_;
         --connecting_;
         if (s->conn) {
             ++live_;
@@ -1616,12 +1640,10 @@ private:
                 close_locked(s, *close, lk);
                 continue;
             }
-            ++workers_in_io_;
-            lk.unlock();
+                lk.unlock();
             const bool ok = ping(s, clock_.now() + options_.connect_timeout);
             lk.lock();
-            --workers_in_io_;
-            ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
+                ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
         }
     }
 
@@ -1630,12 +1652,11 @@ private:
         std::lock_guard lk(mu_);
         for (std::size_t i = 0; i < n; ++i) {
             workers_.emplace_back([this] { worker_main(); });
-            ++running_workers_;
-            ++refs_;
         }
     }
 
     void worker_main() noexcept {
+        detail::worker_stop_token() = stop_source_.get_token();
         std::unique_lock lk(mu_);
         while (!stop_) {
             if (run_one_job_locked(lk)) continue;
@@ -1653,18 +1674,6 @@ private:
             if (retry_at_ > now) wake = std::min(wake, retry_at_);
             wait_until(work_cv_, lk, wake);
         }
-        --running_workers_;
-        drained_cv_.notify_all();
-        const bool last = --refs_ == 0;
-        lk.unlock();
-        if (last) delete this;
-    }
-
-    void drop_ref() noexcept {
-        std::unique_lock lk(mu_);
-        const bool last = --refs_ == 0;
-        lk.unlock();
-        if (last) delete this;
     }
 
     // ---- closing ------------------------------------------------------------
@@ -1806,10 +1815,9 @@ private:
     bool closing_ = false;
     bool stop_ = false;
     bool orphaned_ = false;
-    std::size_t refs_ = 1;  // the Pool handle, each running worker, and lent slots once orphaned
-    std::size_t running_workers_ = 0;
-    std::size_t workers_in_io_ = 0;
+    std::size_t refs_ = 1;  // the Pool handle, then each lease still out once it is gone
     std::vector<std::thread> workers_;
+    std::stop_source stop_source_;
 };
 
 }  // namespace reservoir::detail
@@ -2053,6 +2061,22 @@ private:
     std::atomic<std::uint64_t> attempts_{0}, connects_{0}, pings_{0}, queries_{0};
 };
 
+// Sleeps like a blocking network wait; on a pool's worker it wakes early when
+// the pool is being destroyed (stop.hpp). False when it was stopped.
+inline bool sleep_or_stop(duration d) {
+    const auto end = std::chrono::steady_clock::now() + d;
+    if (!stop_possible()) {
+        std::this_thread::sleep_until(end);
+        return true;
+    }
+    while (!stop_requested()) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= end) return true;
+        std::this_thread::sleep_for(std::min<duration>(end - now, std::chrono::milliseconds(5)));
+    }
+    return false;
+}
+
 // One mock connection. Move-only; closing it (destruction) is counted.
 class Connection {
 public:
@@ -2075,8 +2099,7 @@ public:
     // if sql is "fail". "set" marks the session dirty (for context policies).
     std::string execute(std::string_view sql) {
         server_->queries_.fetch_add(1);
-        if (const auto d = duration(server_->query_latency_.load()); d > duration::zero())
-            std::this_thread::sleep_for(d);
+        if (const auto d = duration(server_->query_latency_.load()); d > duration::zero()) sleep_or_stop(d);
         if (!alive()) {
             broken_ = true;
             throw Error(ErrorKind::connection_lost, "mock: connection lost");
@@ -2116,7 +2139,8 @@ public:
         const auto latency = duration(server_->connect_latency_.load());
         if (latency > duration::zero()) {
             const duration left = deadline - clock_.now();
-            std::this_thread::sleep_for(std::min(latency, std::max(left, duration::zero())));
+            if (!sleep_or_stop(std::min(latency, std::max(left, duration::zero()))))
+                throw ConnectError("mock: connect stopped (the pool is being destroyed)");
             if (latency > left) throw ConnectError("mock: connect timed out");
         }
         if (fail) throw ConnectError("mock: connection refused");
@@ -3661,12 +3685,16 @@ inline int poll_timeout_ms(time_point deadline) noexcept {
 
 // Waits until `fd` is ready for `events` or the deadline passes. Returns the
 // ready events (POLLERR/POLLHUP/POLLNVAL included: the caller lets libpq read
-// and report the failure), or 0 at the deadline.
+// and report the failure), or 0 at the deadline. On a pool's worker it also
+// returns 0 once the pool is being destroyed, checked every 20 ms.
 inline short wait_socket(int fd, short events, time_point deadline) noexcept {
     if (fd < 0) return POLLNVAL;
+    const bool stoppable = stop_possible();
     for (;;) {
+        if (stoppable && stop_requested()) return 0;
         pollfd p{fd, events, 0};
-        const int timeout = poll_timeout_ms(deadline);
+        int timeout = poll_timeout_ms(deadline);
+        if (stoppable && (timeout < 0 || timeout > 20)) timeout = 20;
         const int n = ::poll(&p, 1, timeout);
         if (n > 0) return p.revents;
         if (n < 0 && errno != EINTR) return POLLERR;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <string>
+#include <thread>
 
 #include "pg_test_support.hpp"
 
@@ -104,6 +105,26 @@ TEST_CASE("a server that never answers fails the connect within its deadline", "
     CHECK(best <= 550);
     CHECK_THAT(message, Catch::Contains("timed out after") && Catch::Contains("port=" + cfg.port));
     CHECK_THAT(message, !Catch::Contains(cfg.password));
+}
+
+TEST_CASE("destroying a pool whose connects hang stops them and returns", "[pg]") {
+    LocalSocket silent(true);
+    auto cfg = config();
+    cfg.host = "127.0.0.1";
+    cfg.port = silent.port();
+    cfg.pool.min_size = 2;
+    cfg.pool.max_size = 2;
+    cfg.pool.connect_timeout = std::chrono::hours(1);
+    const auto start = Clock::now();
+    {
+        reservoir::PgPool pool(cfg);
+        for (const auto until = Clock::now() + 5s; pool.stats().connecting < 2 && Clock::now() < until;)
+            std::this_thread::sleep_for(1ms);
+        REQUIRE(pool.stats().connecting == 2);
+    }
+    // The destructor joined its workers: their connects stopped long before
+    // the one-hour deadline.
+    CHECK(elapsed_ms(start) < 60'000);
 }
 
 TEST_CASE("a pool reports a connect failure without the password", "[pg]") {

@@ -19,6 +19,7 @@
 #include "../core/concepts.hpp"
 #include "../core/detail/slot.hpp"
 #include "../core/error.hpp"
+#include "../core/stop.hpp"
 
 namespace reservoir::mock {
 
@@ -91,6 +92,22 @@ private:
     std::atomic<std::uint64_t> attempts_{0}, connects_{0}, pings_{0}, queries_{0};
 };
 
+// Sleeps like a blocking network wait; on a pool's worker it wakes early when
+// the pool is being destroyed (stop.hpp). False when it was stopped.
+inline bool sleep_or_stop(duration d) {
+    const auto end = std::chrono::steady_clock::now() + d;
+    if (!stop_possible()) {
+        std::this_thread::sleep_until(end);
+        return true;
+    }
+    while (!stop_requested()) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= end) return true;
+        std::this_thread::sleep_for(std::min<duration>(end - now, std::chrono::milliseconds(5)));
+    }
+    return false;
+}
+
 // One mock connection. Move-only; closing it (destruction) is counted.
 class Connection {
 public:
@@ -113,8 +130,7 @@ public:
     // if sql is "fail". "set" marks the session dirty (for context policies).
     std::string execute(std::string_view sql) {
         server_->queries_.fetch_add(1);
-        if (const auto d = duration(server_->query_latency_.load()); d > duration::zero())
-            std::this_thread::sleep_for(d);
+        if (const auto d = duration(server_->query_latency_.load()); d > duration::zero()) sleep_or_stop(d);
         if (!alive()) {
             broken_ = true;
             throw Error(ErrorKind::connection_lost, "mock: connection lost");
@@ -154,7 +170,8 @@ public:
         const auto latency = duration(server_->connect_latency_.load());
         if (latency > duration::zero()) {
             const duration left = deadline - clock_.now();
-            std::this_thread::sleep_for(std::min(latency, std::max(left, duration::zero())));
+            if (!sleep_or_stop(std::min(latency, std::max(left, duration::zero()))))
+                throw ConnectError("mock: connect stopped (the pool is being destroyed)");
             if (latency > left) throw ConnectError("mock: connect timed out");
         }
         if (fail) throw ConnectError("mock: connection refused");

@@ -1,7 +1,8 @@
 #pragma once
 // The pool's engine. Pool and Lease are thin handles onto one PoolState, which
-// lives on the heap so that a lease (or a worker stuck in a connect) may
-// outlive the Pool object: the last of them frees it.
+// lives on the heap so that a lease may outlive the Pool object: the last of
+// them frees it. Worker threads never outlive the Pool: its destructor asks
+// them to stop (see stop.hpp) and joins them.
 //
 // Paths:
 //   acquire  fast: claim an idle slot by CAS, the thread's last slot first.
@@ -21,7 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include "../source_location.hpp"
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -31,7 +32,9 @@
 #include "../concepts.hpp"
 #include "../error.hpp"
 #include "../options.hpp"
+#include "../source_location.hpp"
 #include "../stats.hpp"
+#include "../stop.hpp"
 #include "slot.hpp"
 
 namespace reservoir::detail {
@@ -143,26 +146,26 @@ public:
         return true;
     }
 
-    // Called once by the Pool's destructor: shut down without waiting, stop
-    // the workers, and hand the state to whoever still holds a part of it.
+    // Called once by the Pool's destructor: shut down without waiting for
+    // leases, stop and join the workers, and hand the state to the leases
+    // still out. A worker inside a connect, ping or reset is asked to stop
+    // (stop.hpp); one whose driver ignores that ends at the operation's deadline.
     void destroy_handle() noexcept {
         std::unique_lock lk(mu_);
         begin_close_locked(lk);
         stop_ = true;
         work_cv_.notify_all();
-        // Idle workers exit at once; a worker inside a connect or reset is
-        // bounded by its own deadline and is left to finish on its own.
-        const time_point grace = clock_.now() + std::chrono::milliseconds(200);
-        while (running_workers_ > workers_in_io_ && wait_until(drained_cv_, lk, grace)) {
-        }
-        const bool all_exited = running_workers_ == 0;
         std::vector<std::thread> workers = std::move(workers_);
-        orphaned_ = true;
+        lk.unlock();
+        stop_source_.request_stop();
+        for (auto& t : workers) t.join();
+        lk.lock();  // every connection a worker finished with since was closed, not made idle
         for (std::size_t i = 0; i < nslots_; ++i)
             if ((slots_[i].word.load(std::memory_order_acquire) & slot_state_mask) == slot_lent) ++refs_;
+        orphaned_ = true;
+        const bool last = --refs_ == 0;
         lk.unlock();
-        for (auto& t : workers) all_exited ? t.join() : t.detach();
-        drop_ref();
+        if (last) delete this;
     }
 
     // Closes every idle connection now and every lent one when it comes back
@@ -547,7 +550,6 @@ private:
     void reset(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
         if (closing_) return close_locked(s, CloseReason::shutdown, lk);
         const time_point deadline = clock_.now() + options_.reset_timeout;
-        ++workers_in_io_;
         lk.unlock();
         bool ok = false;
         try {
@@ -556,7 +558,6 @@ private:
             ok = false;
         }
         lk.lock();
-        --workers_in_io_;
         if (ok) {
             s.mark_checked(clock_.coarse_now());
             make_available_locked(s, lk);
@@ -571,7 +572,6 @@ private:
             if (slots_[i].state() == slot_empty) s = &slots_[i];
         set_state_locked(*s, slot_connecting);
         ++connecting_;
-        ++workers_in_io_;
         const std::uint64_t random = next_random(random_);
         lk.unlock();
 
@@ -597,7 +597,6 @@ private:
         }
 
         lk.lock();
-        --workers_in_io_;
         --connecting_;
         if (s->conn) {
             ++live_;
@@ -644,12 +643,10 @@ private:
                 close_locked(s, *close, lk);
                 continue;
             }
-            ++workers_in_io_;
-            lk.unlock();
+                lk.unlock();
             const bool ok = ping(s, clock_.now() + options_.connect_timeout);
             lk.lock();
-            --workers_in_io_;
-            ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
+                ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
         }
     }
 
@@ -658,12 +655,11 @@ private:
         std::lock_guard lk(mu_);
         for (std::size_t i = 0; i < n; ++i) {
             workers_.emplace_back([this] { worker_main(); });
-            ++running_workers_;
-            ++refs_;
         }
     }
 
     void worker_main() noexcept {
+        detail::worker_stop_token() = stop_source_.get_token();
         std::unique_lock lk(mu_);
         while (!stop_) {
             if (run_one_job_locked(lk)) continue;
@@ -681,18 +677,6 @@ private:
             if (retry_at_ > now) wake = std::min(wake, retry_at_);
             wait_until(work_cv_, lk, wake);
         }
-        --running_workers_;
-        drained_cv_.notify_all();
-        const bool last = --refs_ == 0;
-        lk.unlock();
-        if (last) delete this;
-    }
-
-    void drop_ref() noexcept {
-        std::unique_lock lk(mu_);
-        const bool last = --refs_ == 0;
-        lk.unlock();
-        if (last) delete this;
     }
 
     // ---- closing ------------------------------------------------------------
@@ -834,10 +818,9 @@ private:
     bool closing_ = false;
     bool stop_ = false;
     bool orphaned_ = false;
-    std::size_t refs_ = 1;  // the Pool handle, each running worker, and lent slots once orphaned
-    std::size_t running_workers_ = 0;
-    std::size_t workers_in_io_ = 0;
+    std::size_t refs_ = 1;  // the Pool handle, then each lease still out once it is gone
     std::vector<std::thread> workers_;
+    std::stop_source stop_source_;
 };
 
 }  // namespace reservoir::detail

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "../../core/clock.hpp"
+#include "../../core/stop.hpp"
 
 namespace reservoir::pg::detail {
 
@@ -31,12 +32,16 @@ inline int poll_timeout_ms(time_point deadline) noexcept {
 
 // Waits until `fd` is ready for `events` or the deadline passes. Returns the
 // ready events (POLLERR/POLLHUP/POLLNVAL included: the caller lets libpq read
-// and report the failure), or 0 at the deadline.
+// and report the failure), or 0 at the deadline. On a pool's worker it also
+// returns 0 once the pool is being destroyed, checked every 20 ms.
 inline short wait_socket(int fd, short events, time_point deadline) noexcept {
     if (fd < 0) return POLLNVAL;
+    const bool stoppable = stop_possible();
     for (;;) {
+        if (stoppable && stop_requested()) return 0;
         pollfd p{fd, events, 0};
-        const int timeout = poll_timeout_ms(deadline);
+        int timeout = poll_timeout_ms(deadline);
+        if (stoppable && (timeout < 0 || timeout > 20)) timeout = 20;
         const int n = ::poll(&p, 1, timeout);
         if (n > 0) return p.revents;
         if (n < 0 && errno != EINTR) return POLLERR;

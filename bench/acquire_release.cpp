@@ -10,6 +10,8 @@
 //   switches_per_cycle  context switches of the benchmark threads / cycles:
 //                       how often a cycle slept (blocked) or was preempted
 //   cut_off             1 when the run hit its time budget (see run_budget)
+//   p99_wait_us,        reservoir only, from its stats: the acquire wait,
+//   max_wait_us         which shows how fair the hand-off stayed
 // Read these, not the Time column: with threads, Google Benchmark's real time
 // is the mean of each thread's own time, which undercounts when the scheduler
 // lets some threads finish long before others (2 cores, 256 threads).
@@ -228,6 +230,11 @@ void acquire_release(benchmark::State& state) {
     state.counters["allocs_per_cycle"] = static_cast<double>(totals->allocations) / all_cycles;
     state.counters["switches_per_cycle"] = static_cast<double>(totals->switches) / all_cycles;
     state.counters["cut_off"] = totals->cut_off ? 1 : 0;
+    if constexpr (!std::is_same_v<Pool, NaivePool>) {
+        const auto wait = pool.stats().acquire_wait;
+        state.counters["p99_wait_us"] = static_cast<double>(wait.quantile(0.99).count()) / 1e3;
+        state.counters["max_wait_us"] = static_cast<double>(wait.max().count()) / 1e3;
+    }
     if (totals->cut_off) state.SetLabel("cut off at the time budget");
 }
 

@@ -555,6 +555,12 @@ struct PoolOptions {
     // Acquiring
     std::chrono::milliseconds acquire_timeout = 5s;  // default deadline of acquire()
     std::size_t max_waiters = 0;         // waiters allowed to queue; 0 = no limit
+    // Waiters are served in order. A returned connection goes straight to the
+    // oldest waiter once it has waited this long; before that it is left idle
+    // for the woken waiter, and a thread arriving at that moment may take it
+    // first, which saves a context switch per hand-off under contention.
+    // 0 = always straight to the oldest waiter (strict FIFO).
+    std::chrono::milliseconds handoff_after = 1ms;
 
     // Connecting
     std::chrono::milliseconds connect_timeout = 10s;  // deadline to open one connection
@@ -616,6 +622,7 @@ inline void PoolOptions::validate() const {
     if (max_connecting == 0) bad_option("max_connecting", "0", "must be at least 1");
     detail::require_non_negative("idle_timeout", idle_timeout);
     detail::require_non_negative("acquire_timeout", acquire_timeout);
+    detail::require_non_negative("handoff_after", handoff_after);
     detail::require_non_negative("connect_timeout", connect_timeout);
     detail::require_non_negative("validate_after_idle", validate_after_idle);
     detail::require_non_negative("keepalive_interval", keepalive_interval);
@@ -1234,16 +1241,18 @@ public:
 
 private:
     // An acquirer in the queue. It lives on the acquirer's stack. slot and
-    // outcome are written under the pool's lock; `settled` under the waiter's
-    // own mutex, after them, and is what the sleeping acquirer waits for.
+    // outcome are written under the pool's lock; `settled` and `retry` under
+    // both locks, and are what the sleeping acquirer waits for.
     struct Waiter {
         Waiter* prev = nullptr;
         Waiter* next = nullptr;
+        time_point since{};     // when it began to wait
         SlotT* slot = nullptr;  // the connection handed to this waiter
         enum { waiting, closed, unavailable } outcome = waiting;  // or why it was woken without one
         std::mutex mu;
         std::condition_variable cv;
         bool settled = false;
+        bool retry = false;  // woken, still queued, to claim a connection left idle
 
         bool settled_locked() const noexcept { return slot || outcome != waiting; }
     };
@@ -1271,9 +1280,12 @@ private:
 
     // ---- slot claiming ----------------------------------------------------
 
+    // An idle slot may carry the attention bit: left idle for a woken waiter
+    // (see make_available_locked), whoever claims it first takes it.
     static bool claim(SlotT& s) noexcept {
-        std::uint32_t expected = slot_idle;
-        return s.word.compare_exchange_strong(expected, slot_lent, std::memory_order_acquire,
+        std::uint32_t w = s.word.load(std::memory_order_relaxed);
+        return (w & slot_state_mask) == slot_idle &&
+               s.word.compare_exchange_strong(w, slot_lent | (w & slot_attention), std::memory_order_acquire,
                                               std::memory_order_relaxed);
     }
 
@@ -1283,7 +1295,7 @@ private:
         SlotHint& hint = thread_slot_hint();
         if (hint.pool == this && hint.index < nslots_ && claim(slots_[hint.index])) return &slots_[hint.index];
         for (std::size_t i = 0; i < nslots_; ++i) {
-            if (slots_[i].word.load(std::memory_order_relaxed) == slot_idle && claim(slots_[i])) {
+            if (claim(slots_[i])) {
                 hint = {this, i};
                 return &slots_[i];
             }
@@ -1349,21 +1361,33 @@ private:
                                 " acquirers already waiting (max_waiters = " +
                                 std::to_string(options_.max_waiters) + "); " + describe_locked());
         Waiter w;
+        w.since = start;
         enqueue_locked(w);
         wake_worker_if_needed_locked();
         // The waiter sleeps on its own mutex, not the pool's: once settled it
         // returns without touching the pool's lock again, so a hand-off is
         // never held up behind threads contending for it.
         for (;;) {
-            if (!options_.background_threads && !w.settled_locked() && run_one_job_locked(lk)) continue;
+            if (w.settled_locked()) break;
+            if (take_retry_locked(w)) {
+                if (SlotT* s = claim_idle_locked()) {
+                    unlink_locked(w);
+                    // One waiter is woken at a time: pass the turn on if
+                    // another connection is left idle.
+                    if (head_ && retrying_ == 0 && any_idle_locked()) wake_for_retry_locked(*head_);
+                    return s;
+                }
+            }
+            if (!options_.background_threads && run_one_job_locked(lk)) continue;
             std::unique_lock wl(w.mu);
-            if (w.settled) break;
             lk.unlock();
             const bool in_time = wait_until(w.cv, wl, deadline);
             if (w.settled) break;
+            const bool retry = w.retry;
             wl.unlock();
             lk.lock();
-            if (!in_time && !w.settled_locked()) {
+            if (retry || w.settled_locked()) continue;
+            if (!in_time) {
                 ++acquire_timeouts_;
                 const duration waited = clock_.now() - start;
                 std::string message =
@@ -1412,6 +1436,7 @@ private:
     }
 
     void unlink_locked(Waiter& w) noexcept {
+        if (w.retry) --retrying_;  // its wake-up is moot now
         (w.prev ? w.prev->next : head_) = w.next;
         (w.next ? w.next->prev : tail_) = w.prev;
         w.prev = w.next = nullptr;
@@ -1420,16 +1445,53 @@ private:
 
     // Gives an owned slot holding a good connection to the oldest waiter, or
     // makes it idle; closes it when the pool is closing.
+    //
+    // Bounded barging: a waiter queued for less than handoff_after is not
+    // handed the slot. The slot is left idle and the oldest waiter not yet
+    // woken is woken to claim it; a thread arriving meanwhile may take it
+    // first. Under contention that saves a context switch per hand-off (the
+    // releasing thread usually reacquires at once), and no waiter is passed
+    // over for longer than handoff_after: from then on the slot goes straight
+    // to it. Waiters among themselves are always served in order.
     void make_available_locked(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
         if (closing_) {
             close_locked(s, CloseReason::shutdown, lk);
-        } else if (Waiter* w = head_) {
+        } else if (Waiter* w = head_; w && hand_off_now_locked(*w)) {
             unlink_locked(*w);
             s.word.store(slot_lent | slot_attention, std::memory_order_release);
             settle_locked(*w, &s, Waiter::waiting);
         } else {
             set_state_locked(s, slot_idle);
+            if (head_ && retrying_ == 0) wake_for_retry_locked(*head_);
         }
+    }
+
+    bool any_idle_locked() const noexcept {
+        for (std::size_t i = 0; i < nslots_; ++i)
+            if (slots_[i].state() == slot_idle) return true;
+        return false;
+    }
+
+    bool hand_off_now_locked(const Waiter& w) const noexcept {
+        return options_.handoff_after.count() == 0 || clock_.now() - w.since >= options_.handoff_after;
+    }
+
+    // Wakes a queued waiter to claim an idle slot; false if it was already woken.
+    bool wake_for_retry_locked(Waiter& w) noexcept {
+        std::lock_guard g(w.mu);
+        if (w.retry) return false;
+        w.retry = true;
+        ++retrying_;
+        w.cv.notify_one();
+        return true;
+    }
+
+    bool take_retry_locked(Waiter& w) noexcept {
+        std::lock_guard g(w.mu);
+        if (!w.retry) return false;
+        w.retry = false;
+        --retrying_;
+        return true;
     }
 
     void release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept {
@@ -1496,7 +1558,8 @@ private:
             // Open: no dialing until the cooldown ends; then one probe at a time.
             if (now < breaker_until_ || connecting_ > 0) return false;
         }
-        return waiting_ > connecting_ || open < sizing_.min_size();
+        // Woken waiters have an idle connection to claim: they need no connect.
+        return waiting_ - retrying_ > connecting_ || open < sizing_.min_size();
     }
 
     // The breaker is not closed and no connection can serve: fail at once
@@ -1788,6 +1851,7 @@ private:
     Waiter* head_ = nullptr;  // oldest waiter
     Waiter* tail_ = nullptr;
     std::size_t waiting_ = 0;
+    std::size_t retrying_ = 0;  // waiters woken to claim an idle slot, not yet run
     std::condition_variable work_cv_;     // workers sleep here
     std::condition_variable drained_cv_;  // shutdown and destroy wait here
     std::vector<SlotT*> resets_;          // returned slots waiting for a reset

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -154,6 +155,70 @@ TEST_CASE("waiters are served first come, first served", "[acquire][fifo]") {
     held.release();  // goes to waiter 0, whose release goes to waiter 1, ...
     for (auto& t : threads) t.join();
     CHECK(order == std::vector<int>{0, 1, 2, 3});
+}
+
+// The waiter is on its own thread and keeps what it gets until the test lets
+// go; the test returns the connection and at once asks for it again, as a
+// busy worker would. Whether that newcomer may take it first depends on how
+// long the waiter has waited.
+namespace {
+struct QueuedWaiter {
+    test::ManualRig rig;
+    std::unique_ptr<test::ManualPool<>> pool;
+    test::ManualPool<>::Lease held;
+    std::atomic<bool> served{false}, let_go{false};
+    std::thread waiter;
+
+    explicit QueuedWaiter(std::chrono::milliseconds handoff_after)
+        : pool(rig.make({.min_size = 1, .max_size = 1, .handoff_after = handoff_after})) {
+        held = pool->acquire();
+        waiter = std::thread([this] {
+            auto lease = pool->acquire(10s);
+            served = true;
+            (void)test::eventually([&] { return let_go.load(); }, 10s);
+        });
+        REQUIRE(test::eventually([&] { return pool->stats().waiting == 1; }));
+    }
+    void finish() {
+        let_go = true;
+        if (waiter.joinable()) waiter.join();
+    }
+    ~QueuedWaiter() { finish(); }
+};
+}  // namespace
+
+TEST_CASE("with handoff_after = 0 a returned connection always goes straight to the oldest waiter",
+          "[acquire][fifo]") {
+    QueuedWaiter q(0ms);
+    q.held.release();
+    CHECK_FALSE(q.pool->try_acquire());  // already the waiter's, though it may not have woken yet
+    CHECK(test::eventually([&] { return q.served.load(); }));
+}
+
+TEST_CASE("a waiter queued longer than handoff_after is handed the next connection directly",
+          "[acquire][fifo]") {
+    QueuedWaiter q(1ms);
+    q.rig.clock.advance(2ms);
+    q.held.release();
+    CHECK_FALSE(q.pool->try_acquire());
+    CHECK(test::eventually([&] { return q.served.load(); }));
+}
+
+TEST_CASE("within handoff_after a returned connection waits idle for the woken waiter, and is not lost",
+          "[acquire][fifo]") {
+    QueuedWaiter q(1s);
+    q.held.release();
+    // The waiter was woken to claim it; a thread arriving first may take it,
+    // and then the waiter is woken again when it comes back.
+    if (auto newcomer = q.pool->try_acquire()) {
+        CHECK_FALSE(q.served);
+        newcomer.release();
+    }
+    CHECK(test::eventually([&] { return q.served.load(); }));
+    q.finish();
+    const auto st = q.pool->stats();
+    CHECK(st.total == 1);  // the woken waiter never asked for a connect
+    CHECK(st.connects == 1);
 }
 
 TEST_CASE("min connections open at start, and the pool grows on demand up to max", "[sizing]") {

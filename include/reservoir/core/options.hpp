@@ -25,6 +25,12 @@ struct PoolOptions {
     // Acquiring
     std::chrono::milliseconds acquire_timeout = 5s;  // default deadline of acquire()
     std::size_t max_waiters = 0;         // waiters allowed to queue; 0 = no limit
+    // Waiters are served in order. A returned connection goes straight to the
+    // oldest waiter once it has waited this long; before that it is left idle
+    // for the woken waiter, and a thread arriving at that moment may take it
+    // first, which saves a context switch per hand-off under contention.
+    // 0 = always straight to the oldest waiter (strict FIFO).
+    std::chrono::milliseconds handoff_after = 1ms;
 
     // Connecting
     std::chrono::milliseconds connect_timeout = 10s;  // deadline to open one connection
@@ -86,6 +92,7 @@ inline void PoolOptions::validate() const {
     if (max_connecting == 0) bad_option("max_connecting", "0", "must be at least 1");
     detail::require_non_negative("idle_timeout", idle_timeout);
     detail::require_non_negative("acquire_timeout", acquire_timeout);
+    detail::require_non_negative("handoff_after", handoff_after);
     detail::require_non_negative("connect_timeout", connect_timeout);
     detail::require_non_negative("validate_after_idle", validate_after_idle);
     detail::require_non_negative("keepalive_interval", keepalive_interval);

@@ -47,11 +47,16 @@ using Clock = std::chrono::steady_clock;
 // The fastest configuration: no borrow-time health checks, no session reset.
 using TrustingPool = reservoir::Pool<reservoir::mock::Driver, reservoir::sizing::Dynamic,
                                      reservoir::health::Trusting, reservoir::context::None>;
+// The same with latency histograms off, to show what recording them costs.
+struct NoStatsPool : TrustingPool {
+    using TrustingPool::TrustingPool;
+};
 // The defaults, to show what the default health checks cost.
 using DefaultPool = reservoir::MockPool;
 
 // Benchmark names; a pool type without one does not compile.
 constexpr const char* name_of(std::type_identity<TrustingPool>) { return "reservoir_trusting"; }
+constexpr const char* name_of(std::type_identity<NoStatsPool>) { return "reservoir_trusting_nostats"; }
 constexpr const char* name_of(std::type_identity<DefaultPool>) { return "reservoir_default"; }
 constexpr const char* name_of(std::type_identity<NaivePool>) { return "naive"; }
 
@@ -110,8 +115,10 @@ std::unique_ptr<Pool> make_warm_pool(std::size_t size) {
         return std::make_unique<Pool>(std::move(driver), size);  // connects before returning
     } else {
         auto pool = std::make_unique<Pool>(
-            std::move(driver),
-            reservoir::PoolOptions{.min_size = size, .max_size = size, .acquire_timeout = 10s});
+            std::move(driver), reservoir::PoolOptions{.min_size = size,
+                                                      .max_size = size,
+                                                      .acquire_timeout = 10s,
+                                                      .latency_histograms = !std::is_same_v<Pool, NoStatsPool>});
         wait_until_warm(*pool, size);
         return pool;
     }
@@ -230,7 +237,7 @@ void acquire_release(benchmark::State& state) {
     state.counters["allocs_per_cycle"] = static_cast<double>(totals->allocations) / all_cycles;
     state.counters["switches_per_cycle"] = static_cast<double>(totals->switches) / all_cycles;
     state.counters["cut_off"] = totals->cut_off ? 1 : 0;
-    if constexpr (!std::is_same_v<Pool, NaivePool>) {
+    if constexpr (!std::is_same_v<Pool, NaivePool> && !std::is_same_v<Pool, NoStatsPool>) {
         const auto wait = pool.stats().acquire_wait;
         state.counters["p99_wait_us"] = static_cast<double>(wait.quantile(0.99).count()) / 1e3;
         state.counters["max_wait_us"] = static_cast<double>(wait.max().count()) / 1e3;
@@ -252,6 +259,7 @@ void register_shape(const Shape& shape) {
 [[maybe_unused]] const bool registered = [] {
     for (const Shape& shape : shapes) {
         register_shape<TrustingPool>(shape);
+        register_shape<NoStatsPool>(shape);
         register_shape<DefaultPool>(shape);
         register_shape<NaivePool>(shape);
     }

@@ -2,10 +2,11 @@
 // out finish, drain the pool within a deadline, report, exit 0. Runs on the
 // mock driver (no server needed).
 //
-// Signals are handled without a handler: they are blocked in every thread
-// (the mask is set before any thread starts, and threads inherit it), and one
-// dedicated thread takes them with sigwait(). The reaction then runs as
-// ordinary code, free to lock, allocate and log, which a handler may not.
+// Signals are handled without a handler: reservoir::SignalShutdown blocks
+// them in every thread (it is made before any thread starts, and threads
+// inherit the mask), and its own thread takes them with sigwait(). The
+// reaction then runs as ordinary code, free to lock, allocate and log, which
+// a handler may not.
 //
 //   reservoir-example-graceful-shutdown [--self-signal]   (sends itself SIGTERM after 1 s)
 
@@ -26,19 +27,16 @@ using namespace std::chrono_literals;
 int main(int argc, char** argv) {
     const bool self_signal = argc > 1 && std::strcmp(argv[1], "--self-signal") == 0;
 
-    // 1. Block the signals first, so no thread ever runs a default handler.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    // 1. Take the signals first, so no thread ever runs a default handler.
+    //    The reaction: stop taking work (the drain itself follows below).
+    std::atomic<bool> stopping{false};
+    reservoir::SignalShutdown on_signal([&](int) { stopping = true; });
 
     auto server = std::make_shared<reservoir::mock::Server>();
     server->set_query_latency(20ms);  // each unit of work holds its lease a while
     reservoir::MockPool pool(reservoir::mock::Driver(server), {.min_size = 2, .max_size = 4});
 
     // 2. Workers take work until told to stop.
-    std::atomic<bool> stopping{false};
     std::atomic<long> done{0};
     std::vector<std::thread> workers;
     for (int i = 0; i < 8; ++i)
@@ -54,18 +52,15 @@ int main(int argc, char** argv) {
             }
         });
 
-    // 3. The signal thread: waits for the first signal, nothing else.
-    int received = 0;
-    std::thread signal_thread([&] { sigwait(&signals, &received); });
+    // 3. Wait for the first signal.
     if (self_signal)  // kill(), not raise(): a process-directed signal reaches the sigwait thread
         std::thread([] { std::this_thread::sleep_for(1s); kill(getpid(), SIGTERM); }).detach();
     std::printf("working; send SIGTERM or SIGINT (pid %d)\n", static_cast<int>(getpid()));
     std::fflush(stdout);
-    signal_thread.join();
+    const int received = on_signal.wait();
 
-    // 4. Stop accepting work, drain the pool within a deadline, report.
+    // 4. Work has stopped; drain the pool within a deadline, report.
     std::printf("%s: stopping after %ld units of work\n", strsignal(received), done.load());
-    stopping = true;
     const auto start = std::chrono::steady_clock::now();
     const bool drained = pool.shutdown(5s);  // waits for the leases out, closes everything
     for (auto& w : workers) w.join();

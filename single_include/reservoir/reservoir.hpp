@@ -320,7 +320,9 @@ private:
 //   ...
 //   auto lease = reservoir::global<reservoir::PgPool>::get().acquire();
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -379,6 +381,24 @@ public:
         std::vector<std::string> out;
         for (const auto& [name, pool] : registry()) out.push_back(name);
         return out;
+    }
+
+    // shutdown(timeout) of every pool of this type, in turn, each within the
+    // time left; true when all drained. For a SignalShutdown callback.
+    static bool shutdown_all(std::chrono::milliseconds timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        std::vector<P*> pools;
+        {
+            std::lock_guard lk(mu());
+            for (auto& [name, pool] : registry()) pools.push_back(pool.get());
+        }
+        bool drained = true;
+        for (P* pool : pools) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            drained = pool->shutdown(std::max(left, std::chrono::milliseconds::zero())) && drained;
+        }
+        return drained;
     }
 
     // Destroys every pool of this type (for tests, and at the very end of
@@ -2036,6 +2056,97 @@ private:
 };
 
 }  // namespace reservoir
+// ---- reservoir/core/signals.hpp
+// reservoir::SignalShutdown: turns SIGTERM and SIGINT into an ordinary call,
+// typically shutdown(deadline) of the global pools, with no code at all in a
+// signal handler. The constructor blocks the signals in the calling thread;
+// threads started afterwards inherit the mask, so construct it first thing in
+// main(), before any other thread exists. A dedicated thread takes them with
+// sigwait() and runs the callback, free to lock, allocate and log.
+//
+//   int main() {
+//       reservoir::SignalShutdown on_signal([](int) { reservoir::global<reservoir::PgPool>::shutdown_all(10s); });
+//       auto& pool = reservoir::global<reservoir::PgPool>::init(reservoir::pg::Config::from_env());
+//       ... serve until on_signal.triggered(), or block in on_signal.wait() ...
+//   }
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <initializer_list>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+
+namespace reservoir {
+
+class SignalShutdown {
+public:
+    explicit SignalShutdown(std::function<void(int signal)> on_signal,
+                            std::initializer_list<int> signals = {SIGTERM, SIGINT})
+        : on_signal_(std::move(on_signal)) {
+        if (signals.size() == 0) throw Error(ErrorKind::config, "reservoir: SignalShutdown: no signals given");
+        sigemptyset(&set_);
+        for (int s : signals) sigaddset(&set_, s);
+        wake_signal_ = *signals.begin();
+        if (const int err = pthread_sigmask(SIG_BLOCK, &set_, nullptr); err != 0)
+            throw Error(ErrorKind::config, "reservoir: SignalShutdown: pthread_sigmask failed: error " +
+                                               std::to_string(err));
+        thread_ = std::thread([this] { run(); });
+    }
+    SignalShutdown(const SignalShutdown&) = delete;
+    SignalShutdown& operator=(const SignalShutdown&) = delete;
+
+    // Without a signal, stops the waiting thread; with one, waits for the
+    // callback to finish. The signals stay blocked.
+    ~SignalShutdown() {
+        closing_.store(true);
+        if (!triggered()) pthread_kill(thread_.native_handle(), wake_signal_);
+        thread_.join();
+    }
+
+    // Blocks until a signal has arrived and the callback has returned; the signal.
+    int wait() {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return done_; });
+        return received_;
+    }
+
+    // Whether a signal has arrived (the callback may still be running).
+    bool triggered() const noexcept { return triggered_.load(); }
+
+private:
+    void run() {
+        int signal = 0;
+        while (sigwait(&set_, &signal) != 0) {
+        }
+        if (!closing_.load()) {
+            triggered_.store(true);
+            on_signal_(signal);
+        }
+        std::lock_guard lk(mu_);
+        received_ = signal;
+        done_ = true;
+        cv_.notify_all();
+    }
+
+    std::function<void(int)> on_signal_;
+    sigset_t set_{};
+    int wake_signal_ = 0;
+    std::atomic<bool> closing_{false}, triggered_{false};
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    int received_ = 0;
+    std::thread thread_;
+};
+
+}  // namespace reservoir
 // ---- reservoir/mock/driver.hpp
 // reservoir::mock: an in-memory driver for unit tests and for measuring the
 // pool's own overhead. Deterministic (seeded), and every fault is injectable:
@@ -3139,11 +3250,17 @@ inline std::string to_prometheus(const PoolStats& stats, const Labels& labels = 
 }
 
 // The same for a pool (anything with stats()): to_prometheus(pool, {{"pool", "main"}}).
+// A pool whose driver times its statements (the pg driver) adds reservoir_query_seconds.
 template <class P>
     requires observe_detail::HasStats<P>
-std::string to_prometheus(P& pool, const Labels& labels = {}, const HistogramSnapshot* query_time = nullptr) {
+std::string to_prometheus(P& pool, const Labels& labels = {}) {
     const PoolStats stats = pool.stats();
-    return to_prometheus(stats, labels, query_time);
+    if constexpr (requires { pool.driver().query_time(); }) {
+        const HistogramSnapshot query_time = pool.driver().query_time();
+        return to_prometheus(stats, labels, &query_time);
+    } else {
+        return to_prometheus(stats, labels);
+    }
 }
 
 }  // namespace reservoir
@@ -3211,6 +3328,9 @@ struct Config {
     // pgbouncer. 0 = not sent (the server's setting applies). libpq's options
     // replace PGOPTIONS: set 0 to keep PGOPTIONS.
     std::chrono::milliseconds statement_timeout = 30s;
+    // A statement that takes this long or longer is a slow_query event to
+    // pool.listener (its text, never its parameters). 0 = no such events.
+    std::chrono::milliseconds slow_query_threshold = 1s;
     bool ssl = false;  // true: sslmode=require; false: not sent (PGSSLMODE, else "prefer")
     std::string target_session_attrs;  // e.g. "read-write" with several hosts; "" = any
     // More libpq keywords, sent in this order after the fields above (a later
@@ -3229,7 +3349,8 @@ struct Config {
     //   DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD, DB_APPLICATION_NAME
     //   DB_POOL_MIN, DB_POOL_MAX     0..10000, 1..10000
     //   DB_IDLE_TIMEOUT_MS (alias DB_POOL_IDLE_MS), DB_CONNECTION_TIMEOUT_MS (alias
-    //   DB_POOL_CONN_TIMEOUT_MS), DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS
+    //   DB_POOL_CONN_TIMEOUT_MS), DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS,
+    //   DB_SLOW_QUERY_MS
     //   DB_SSL (alias DATABASE_SSL)  true/false/1/0/yes/no/on/off, in any case
     //   DB_POOLER                    none | pgbouncer
     //   DB_PROFILE                   development | staging | production (see detail::profiles)
@@ -3587,6 +3708,7 @@ inline Config Config::from_env(const std::function<const char*(const char*)>& lo
     millis("DB_CONNECTION_TIMEOUT_MS", "DB_POOL_CONN_TIMEOUT_MS", 1, c.pool.connect_timeout);
     millis("DB_ACQUIRE_TIMEOUT_MS", nullptr, 0, c.pool.acquire_timeout);
     millis("DB_STATEMENT_TIMEOUT_MS", nullptr, 0, c.statement_timeout);
+    millis("DB_SLOW_QUERY_MS", nullptr, 0, c.slow_query_threshold);
 
     const auto min = size("DB_POOL_MIN", 0), max = size("DB_POOL_MAX", 1);
     c.pool.min_size = min.value_or(c.pool.min_size);
@@ -3677,6 +3799,8 @@ inline void Config::validate() const {
             std::to_string(ports) + " ports for " + std::to_string(hosts) + " hosts (\"" + host + "\")");
     if (const auto ms = statement_timeout.count(); ms < 0 || ms > detail::max_ms)
         bad("statement_timeout", std::to_string(ms) + "ms", "must be between 0 and 2147483647");
+    if (const auto ms = slow_query_threshold.count(); ms < 0)
+        bad("slow_query_threshold", std::to_string(ms) + "ms", "must not be negative");
     for (const auto& [key, value] : keywords())  // libpq takes C strings: a NUL would cut a value short
         if (key.find('\0') != key.npos || value.find('\0') != value.npos) bad(key, "...", "holds a NUL byte");
     pool.validate();
@@ -3872,6 +3996,72 @@ inline std::string field(const PGresult* r, int code) {
     return v ? v : "";
 }
 
+}  // namespace detail
+
+}  // namespace reservoir::pg
+// ---- reservoir/pg/metrics.hpp
+// pg::QueryMetrics: what the driver records about the statements its
+// connections run: a latency histogram (reservoir_query_seconds) and slow
+// query events. One per driver, shared by its connections. Recording is two
+// clock reads and a few relaxed atomic adds: no lock, no allocation, unless
+// a statement is slow and a listener is set.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+
+namespace reservoir::pg {
+
+class QueryMetrics {
+public:
+    // Slow query events carry at most this much of the statement's text.
+    static constexpr std::size_t max_statement_text = 1024;
+
+    // `slow_threshold` zero: no slow query events.
+    QueryMetrics(std::chrono::nanoseconds slow_threshold, std::shared_ptr<EventListener> listener) noexcept
+        : slow_threshold_(slow_threshold), listener_(std::move(listener)) {}
+
+    // `sql` is the statement's text: $n placeholders, never the parameters.
+    void record(std::string_view sql, std::chrono::nanoseconds took) noexcept {
+        time_.record(took);
+        if (slow_threshold_.count() <= 0 || took < slow_threshold_) return;
+        slow_queries_.fetch_add(1, std::memory_order_relaxed);
+        if (listener_)
+            listener_->on_event({EventKind::slow_query, took, sql.substr(0, std::min(sql.size(), max_statement_text)), {}});
+    }
+
+    HistogramSnapshot query_time() const noexcept { return time_.snapshot(); }
+    std::uint64_t slow_queries() const noexcept { return slow_queries_.load(std::memory_order_relaxed); }
+    std::chrono::nanoseconds slow_threshold() const noexcept { return slow_threshold_; }
+
+private:
+    const std::chrono::nanoseconds slow_threshold_;
+    const std::shared_ptr<EventListener> listener_;
+    Histogram time_;
+    std::atomic<std::uint64_t> slow_queries_{0};
+};
+
+namespace detail {
+// Times one statement, whatever way it ends (result, error, timeout).
+class StatementTimer {
+public:
+    StatementTimer(QueryMetrics* metrics, std::string_view sql) noexcept
+        : metrics_(metrics), sql_(sql), start_(metrics ? std::chrono::steady_clock::now() : time_point{}) {}
+    StatementTimer(const StatementTimer&) = delete;
+    StatementTimer& operator=(const StatementTimer&) = delete;
+    ~StatementTimer() {
+        if (metrics_) metrics_->record(sql_, std::chrono::steady_clock::now() - start_);
+    }
+
+private:
+    QueryMetrics* metrics_;
+    std::string_view sql_;
+    time_point start_;
+};
 }  // namespace detail
 
 }  // namespace reservoir::pg
@@ -4534,8 +4724,10 @@ class Connection {
 public:
     // Adopts an open connection (as pg::Driver makes them). It is switched to
     // non-blocking mode and server notices are dropped (no stderr output).
-    explicit Connection(PGconn* adopted, ResetMode session_reset = ResetMode::discard_all) noexcept
-        : conn_(adopted), session_reset_(session_reset) {
+    // Statements are timed into `metrics` when given.
+    explicit Connection(PGconn* adopted, ResetMode session_reset = ResetMode::discard_all,
+                        std::shared_ptr<QueryMetrics> metrics = nullptr) noexcept
+        : conn_(adopted), metrics_(std::move(metrics)), session_reset_(session_reset) {
         if (!conn_) return;
         PQsetNoticeReceiver(conn_.get(), [](void*, const PGresult*) {}, nullptr);
         if (PQsetnonblocking(conn_.get(), 1) != 0) evict_ = true;
@@ -4562,6 +4754,7 @@ public:
     // protocol, like psql); returns the last statement's result.
     Result execute(const SqlText& script) { return execute_until(detail::deadline_after(query_timeout_), script); }
     Result execute_until(time_point deadline, const SqlText& script) {
+        const detail::StatementTimer timer(metrics_.get(), script.c_str());
         return run(deadline, OnTimeout::cancel, script.c_str(),
                    [&](PGconn* c) { return PQsendQuery(c, script.c_str()); });
     }
@@ -4618,6 +4811,7 @@ private:
     template <class... Args>
     Result query_params(time_point deadline, std::string_view scanned, const char* sql, const Args&... args) {
         const Params params(args...);
+        const detail::StatementTimer timer(metrics_.get(), sql);
         return run(deadline, OnTimeout::cancel, scanned, [&](PGconn* c) {
             return PQsendQueryParams(c, sql, params.size(), params.types(), params.values(), params.lengths(),
                                      params.formats(), 0);
@@ -4775,6 +4969,7 @@ private:
 
     detail::ConnPtr conn_;
     duration query_timeout_ = duration::zero();
+    std::shared_ptr<QueryMetrics> metrics_;
     detail::SessionTracker session_;
     ResetMode session_reset_;
     bool evict_ = false;
@@ -4865,6 +5060,8 @@ private:
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -4888,7 +5085,8 @@ public:
         : config_(config),
           keywords_(config.keywords()),
           session_reset_(config.pooler == decltype(config.pooler)::pgbouncer ? ResetMode::none
-                                                                              : ResetMode::discard_all) {
+                                                                              : ResetMode::discard_all),
+          metrics_(std::make_shared<QueryMetrics>(config.slow_query_threshold, config.pool.listener)) {
         for (const auto& [key, value] : keepalive_defaults)
             if (!keyword(key)) keywords_.emplace_back(key, value);
         for (const auto& [key, value] : keywords_)  // password, sslpassword, duplicates
@@ -4924,7 +5122,7 @@ public:
         if (step != PGRES_POLLING_OK || PQstatus(c) != CONNECTION_OK)
             throw ConnectError(scrub("reservoir: connect to " + target_ + " failed: " +
                                      detail::one_line(PQerrorMessage(c))));
-        Connection opened(conn.release(), session_reset_);
+        Connection opened(conn.release(), session_reset_, metrics_);
         if (opened.must_evict())  // so the pool does not reconnect in a loop
             throw ConnectError("reservoir: connect to " + target_ + " failed: cannot make the socket non-blocking");
         return opened;
@@ -4934,6 +5132,10 @@ public:
     bool ping(Connection& c, time_point deadline) const noexcept { return c.ping(deadline); }
 
     const Config& config() const noexcept { return config_; }
+    // Every statement run by this driver's connections (and its copies'):
+    // latencies, and how many took slow_query_threshold or longer.
+    HistogramSnapshot query_time() const noexcept { return metrics_->query_time(); }
+    std::uint64_t slow_queries() const noexcept { return metrics_->slow_queries(); }
     // The libpq keywords used to connect: the config's, plus keepalive defaults.
     const std::vector<std::pair<std::string, std::string>>& keywords() const noexcept { return keywords_; }
 
@@ -4980,6 +5182,7 @@ private:
     Config config_;
     std::vector<std::pair<std::string, std::string>> keywords_;
     ResetMode session_reset_;
+    std::shared_ptr<QueryMetrics> metrics_;
     std::vector<std::string> secrets_;  // cut out of every message
     std::string target_;
 };

@@ -3,13 +3,18 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <chrono>
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <reservoir/observe/prometheus.hpp>
 
 #include "pg_test_support.hpp"
 
@@ -274,4 +279,40 @@ TEST_CASE("a cancel the server drops is sent again", "[pg]") {
     CHECK(elapsed_ms(start) < 1500);
     CHECK_FALSE(c.must_evict());
     CHECK(c.query("SELECT 1").scalar<int>() == 1);
+}
+
+TEST_CASE("statements are timed, and a slow one is an event with its text but never its parameters", "[pg]") {
+    struct SlowQueries final : reservoir::EventListener {
+        std::mutex mu;
+        std::vector<std::pair<std::string, std::chrono::nanoseconds>> seen;
+        void on_event(const reservoir::Event& e) noexcept override {
+            if (e.kind != reservoir::EventKind::slow_query) return;
+            std::lock_guard lk(mu);
+            seen.emplace_back(std::string(e.message), e.elapsed);
+        }
+    };
+    const auto slow = std::make_shared<SlowQueries>();
+    auto cfg = config();
+    cfg.pool.min_size = 0;
+    cfg.pool.max_size = 1;
+    cfg.pool.listener = slow;
+    cfg.slow_query_threshold = 150ms;
+    reservoir::PgPool pool(cfg);
+    {
+        auto lease = pool.acquire();
+        lease->query("SELECT $1::text", std::string("fast-secret"));
+        lease->query("SELECT pg_sleep(0.2), $1::text", std::string("slow-secret"));
+        CHECK_THROWS_AS(lease->query("SELECT 1 / $1::int", 0), pg::QueryError);  // failures are timed too
+    }
+    const auto timed = pool.driver().query_time();
+    CHECK(timed.count == 3);  // pings and resets are not statements of the user's
+    CHECK(timed.max() >= 200ms);
+    CHECK(pool.driver().slow_queries() == 1);
+    {
+        std::lock_guard lk(slow->mu);
+        REQUIRE(slow->seen.size() == 1);
+        CHECK(slow->seen[0].first == "SELECT pg_sleep(0.2), $1::text");
+        CHECK(slow->seen[0].second >= 200ms);
+    }
+    CHECK_THAT(reservoir::to_prometheus(pool), Catch::Contains("reservoir_query_seconds_count 3"));
 }

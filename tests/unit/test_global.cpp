@@ -2,6 +2,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -40,4 +44,40 @@ TEST_CASE("global pools: init once, reach from anywhere, named, reset", "[global
     Global::reset();
     CHECK(Global::find("default") == nullptr);
     CHECK(server->live() == 0);
+}
+
+TEST_CASE("a signal shuts the global pools down from an ordinary thread", "[global][signals]") {
+    Global::reset();
+    // First, before any other thread of this test: the mask is inherited.
+    std::atomic<int> seen{0};
+    std::atomic<bool> drained{false};
+    reservoir::SignalShutdown on_signal([&](int signal) {
+        seen = signal;
+        drained = Global::shutdown_all(2s);
+    });
+    auto server = std::make_shared<reservoir::mock::Server>();
+    MockPool& main_pool = Global::init(reservoir::mock::Driver(server), reservoir::PoolOptions{.min_size = 1, .max_size = 2});
+    MockPool& replica = Global::init_named("replica", reservoir::mock::Driver(server), reservoir::PoolOptions{.min_size = 1, .max_size = 2});
+    REQUIRE(test::eventually([&] { return server->live() == 2; }));
+    CHECK_FALSE(on_signal.triggered());
+
+    ::kill(::getpid(), SIGTERM);  // every thread blocks it: only the sigwait thread takes it
+    CHECK(on_signal.wait() == SIGTERM);
+    CHECK(seen.load() == SIGTERM);
+    CHECK(drained.load());
+    CHECK(on_signal.triggered());
+    CHECK_THROWS_AS(main_pool.acquire(), reservoir::PoolClosed);
+    CHECK_THROWS_AS(replica.acquire(), reservoir::PoolClosed);
+    CHECK(server->live() == 0);
+    Global::reset();
+}
+
+TEST_CASE("without a signal, SignalShutdown stops its thread when destroyed", "[signals]") {
+    std::atomic<bool> called{false};
+    {
+        reservoir::SignalShutdown on_signal([&](int) { called = true; });
+        CHECK_FALSE(on_signal.triggered());
+    }
+    CHECK_FALSE(called.load());
+    CHECK_THROWS_AS(reservoir::SignalShutdown([](int) {}, {}), reservoir::Error);
 }

@@ -63,6 +63,7 @@ TEST_CASE("nothing set: documented defaults, and libpq's own settings stay in fo
     CHECK(c.password.empty());
     CHECK(c.application_name == "reservoir");
     CHECK(c.statement_timeout == 30s);
+    CHECK(c.slow_query_threshold == 1s);
     CHECK_FALSE(c.ssl);
     CHECK(c.target_session_attrs.empty());
     CHECK(c.options.empty());
@@ -149,8 +150,9 @@ TEST_CASE("profiles pick recommended values; explicit variables win", "[config]"
         CHECK(c.statement_timeout == p.statement);
     }
     const Config c = load({{"DB_PROFILE", "development"}, {"DB_POOL_MAX", "8"}, {"DB_STATEMENT_TIMEOUT_MS", "100"},
-                           {"DB_IDLE_TIMEOUT_MS", "7"}, {"DB_ACQUIRE_TIMEOUT_MS", "9"}});
+                           {"DB_IDLE_TIMEOUT_MS", "7"}, {"DB_ACQUIRE_TIMEOUT_MS", "9"}, {"DB_SLOW_QUERY_MS", "250"}});
     CHECK(c.pool.min_size == 1);
+    CHECK(c.slow_query_threshold == 250ms);
     CHECK(c.pool.max_size == 8);
     CHECK(c.statement_timeout == 100ms);
     CHECK(c.pool.idle_timeout == 7ms);
@@ -219,6 +221,7 @@ TEST_CASE("each bad variable names itself and its value, never the password", "[
         {{{"DB_POOL_CONN_TIMEOUT_MS", "1.5"}}, {R"(DB_POOL_CONN_TIMEOUT_MS = "1.5": not a whole number)"}},
         {{{"DB_ACQUIRE_TIMEOUT_MS", "2147483648"}}, {R"(DB_ACQUIRE_TIMEOUT_MS = "2147483648")"}},
         {{{"DB_STATEMENT_TIMEOUT_MS", "-100"}}, {R"(DB_STATEMENT_TIMEOUT_MS = "-100")"}},
+        {{{"DB_SLOW_QUERY_MS", "-1"}}, {R"(DB_SLOW_QUERY_MS = "-1": must be between 0 and 2147483647)"}},
         {{{"DB_SSL", "maybe"}}, {R"(DB_SSL = "maybe": must be one of true, false, 1, 0, yes, no, on, off)"}},
         {{{"DATABASE_SSL", ""}}, {R"(DATABASE_SSL = "": must be one of)"}},
         {{{"DB_POOLER", "pgpool"}}, {R"(DB_POOLER = "pgpool": must be one of none, pgbouncer)"}},

@@ -7,7 +7,9 @@
 //   ...
 //   auto lease = reservoir::global<reservoir::PgPool>::get().acquire();
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -67,6 +69,24 @@ public:
         std::vector<std::string> out;
         for (const auto& [name, pool] : registry()) out.push_back(name);
         return out;
+    }
+
+    // shutdown(timeout) of every pool of this type, in turn, each within the
+    // time left; true when all drained. For a SignalShutdown callback.
+    static bool shutdown_all(std::chrono::milliseconds timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        std::vector<P*> pools;
+        {
+            std::lock_guard lk(mu());
+            for (auto& [name, pool] : registry()) pools.push_back(pool.get());
+        }
+        bool drained = true;
+        for (P* pool : pools) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            drained = pool->shutdown(std::max(left, std::chrono::milliseconds::zero())) && drained;
+        }
+        return drained;
     }
 
     // Destroys every pool of this type (for tests, and at the very end of

@@ -375,11 +375,17 @@ inline std::string to_prometheus(const PoolStats& stats, const Labels& labels = 
 }
 
 // The same for a pool (anything with stats()): to_prometheus(pool, {{"pool", "main"}}).
+// A pool whose driver times its statements (the pg driver) adds reservoir_query_seconds.
 template <class P>
     requires observe_detail::HasStats<P>
-std::string to_prometheus(P& pool, const Labels& labels = {}, const HistogramSnapshot* query_time = nullptr) {
+std::string to_prometheus(P& pool, const Labels& labels = {}) {
     const PoolStats stats = pool.stats();
-    return to_prometheus(stats, labels, query_time);
+    if constexpr (requires { pool.driver().query_time(); }) {
+        const HistogramSnapshot query_time = pool.driver().query_time();
+        return to_prometheus(stats, labels, &query_time);
+    } else {
+        return to_prometheus(stats, labels);
+    }
 }
 
 }  // namespace reservoir

@@ -64,6 +64,9 @@ struct Config {
     // pgbouncer. 0 = not sent (the server's setting applies). libpq's options
     // replace PGOPTIONS: set 0 to keep PGOPTIONS.
     std::chrono::milliseconds statement_timeout = 30s;
+    // A statement that takes this long or longer is a slow_query event to
+    // pool.listener (its text, never its parameters). 0 = no such events.
+    std::chrono::milliseconds slow_query_threshold = 1s;
     bool ssl = false;  // true: sslmode=require; false: not sent (PGSSLMODE, else "prefer")
     std::string target_session_attrs;  // e.g. "read-write" with several hosts; "" = any
     // More libpq keywords, sent in this order after the fields above (a later
@@ -82,7 +85,8 @@ struct Config {
     //   DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD, DB_APPLICATION_NAME
     //   DB_POOL_MIN, DB_POOL_MAX     0..10000, 1..10000
     //   DB_IDLE_TIMEOUT_MS (alias DB_POOL_IDLE_MS), DB_CONNECTION_TIMEOUT_MS (alias
-    //   DB_POOL_CONN_TIMEOUT_MS), DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS
+    //   DB_POOL_CONN_TIMEOUT_MS), DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS,
+    //   DB_SLOW_QUERY_MS
     //   DB_SSL (alias DATABASE_SSL)  true/false/1/0/yes/no/on/off, in any case
     //   DB_POOLER                    none | pgbouncer
     //   DB_PROFILE                   development | staging | production (see detail::profiles)
@@ -440,6 +444,7 @@ inline Config Config::from_env(const std::function<const char*(const char*)>& lo
     millis("DB_CONNECTION_TIMEOUT_MS", "DB_POOL_CONN_TIMEOUT_MS", 1, c.pool.connect_timeout);
     millis("DB_ACQUIRE_TIMEOUT_MS", nullptr, 0, c.pool.acquire_timeout);
     millis("DB_STATEMENT_TIMEOUT_MS", nullptr, 0, c.statement_timeout);
+    millis("DB_SLOW_QUERY_MS", nullptr, 0, c.slow_query_threshold);
 
     const auto min = size("DB_POOL_MIN", 0), max = size("DB_POOL_MAX", 1);
     c.pool.min_size = min.value_or(c.pool.min_size);
@@ -530,6 +535,8 @@ inline void Config::validate() const {
             std::to_string(ports) + " ports for " + std::to_string(hosts) + " hosts (\"" + host + "\")");
     if (const auto ms = statement_timeout.count(); ms < 0 || ms > detail::max_ms)
         bad("statement_timeout", std::to_string(ms) + "ms", "must be between 0 and 2147483647");
+    if (const auto ms = slow_query_threshold.count(); ms < 0)
+        bad("slow_query_threshold", std::to_string(ms) + "ms", "must not be negative");
     for (const auto& [key, value] : keywords())  // libpq takes C strings: a NUL would cut a value short
         if (key.find('\0') != key.npos || value.find('\0') != value.npos) bad(key, "...", "holds a NUL byte");
     pool.validate();

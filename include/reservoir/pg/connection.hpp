@@ -20,6 +20,7 @@
 #include "config.hpp"
 #include "detail/wait.hpp"
 #include "error.hpp"
+#include "metrics.hpp"
 #include "params.hpp"
 #include "result.hpp"
 #include "session.hpp"
@@ -61,8 +62,10 @@ class Connection {
 public:
     // Adopts an open connection (as pg::Driver makes them). It is switched to
     // non-blocking mode and server notices are dropped (no stderr output).
-    explicit Connection(PGconn* adopted, ResetMode session_reset = ResetMode::discard_all) noexcept
-        : conn_(adopted), session_reset_(session_reset) {
+    // Statements are timed into `metrics` when given.
+    explicit Connection(PGconn* adopted, ResetMode session_reset = ResetMode::discard_all,
+                        std::shared_ptr<QueryMetrics> metrics = nullptr) noexcept
+        : conn_(adopted), metrics_(std::move(metrics)), session_reset_(session_reset) {
         if (!conn_) return;
         PQsetNoticeReceiver(conn_.get(), [](void*, const PGresult*) {}, nullptr);
         if (PQsetnonblocking(conn_.get(), 1) != 0) evict_ = true;
@@ -89,6 +92,7 @@ public:
     // protocol, like psql); returns the last statement's result.
     Result execute(const SqlText& script) { return execute_until(detail::deadline_after(query_timeout_), script); }
     Result execute_until(time_point deadline, const SqlText& script) {
+        const detail::StatementTimer timer(metrics_.get(), script.c_str());
         return run(deadline, OnTimeout::cancel, script.c_str(),
                    [&](PGconn* c) { return PQsendQuery(c, script.c_str()); });
     }
@@ -145,6 +149,7 @@ private:
     template <class... Args>
     Result query_params(time_point deadline, std::string_view scanned, const char* sql, const Args&... args) {
         const Params params(args...);
+        const detail::StatementTimer timer(metrics_.get(), sql);
         return run(deadline, OnTimeout::cancel, scanned, [&](PGconn* c) {
             return PQsendQueryParams(c, sql, params.size(), params.types(), params.values(), params.lengths(),
                                      params.formats(), 0);
@@ -302,6 +307,7 @@ private:
 
     detail::ConnPtr conn_;
     duration query_timeout_ = duration::zero();
+    std::shared_ptr<QueryMetrics> metrics_;
     detail::SessionTracker session_;
     ResetMode session_reset_;
     bool evict_ = false;

@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -41,7 +43,8 @@ public:
         : config_(config),
           keywords_(config.keywords()),
           session_reset_(config.pooler == decltype(config.pooler)::pgbouncer ? ResetMode::none
-                                                                              : ResetMode::discard_all) {
+                                                                              : ResetMode::discard_all),
+          metrics_(std::make_shared<QueryMetrics>(config.slow_query_threshold, config.pool.listener)) {
         for (const auto& [key, value] : keepalive_defaults)
             if (!keyword(key)) keywords_.emplace_back(key, value);
         for (const auto& [key, value] : keywords_)  // password, sslpassword, duplicates
@@ -77,7 +80,7 @@ public:
         if (step != PGRES_POLLING_OK || PQstatus(c) != CONNECTION_OK)
             throw ConnectError(scrub("reservoir: connect to " + target_ + " failed: " +
                                      detail::one_line(PQerrorMessage(c))));
-        Connection opened(conn.release(), session_reset_);
+        Connection opened(conn.release(), session_reset_, metrics_);
         if (opened.must_evict())  // so the pool does not reconnect in a loop
             throw ConnectError("reservoir: connect to " + target_ + " failed: cannot make the socket non-blocking");
         return opened;
@@ -87,6 +90,10 @@ public:
     bool ping(Connection& c, time_point deadline) const noexcept { return c.ping(deadline); }
 
     const Config& config() const noexcept { return config_; }
+    // Every statement run by this driver's connections (and its copies'):
+    // latencies, and how many took slow_query_threshold or longer.
+    HistogramSnapshot query_time() const noexcept { return metrics_->query_time(); }
+    std::uint64_t slow_queries() const noexcept { return metrics_->slow_queries(); }
     // The libpq keywords used to connect: the config's, plus keepalive defaults.
     const std::vector<std::pair<std::string, std::string>>& keywords() const noexcept { return keywords_; }
 
@@ -133,6 +140,7 @@ private:
     Config config_;
     std::vector<std::pair<std::string, std::string>> keywords_;
     ResetMode session_reset_;
+    std::shared_ptr<QueryMetrics> metrics_;
     std::vector<std::string> secrets_;  // cut out of every message
     std::string target_;
 };

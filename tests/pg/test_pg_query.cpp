@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -315,4 +316,50 @@ TEST_CASE("statements are timed, and a slow one is an event with its text but ne
         CHECK(slow->seen[0].second >= 200ms);
     }
     CHECK_THAT(reservoir::to_prometheus(pool), Catch::Contains("reservoir_query_seconds_count 3"));
+}
+
+TEST_CASE("a pipeline returns one result per statement, in order", "[pg][pipeline]") {
+    auto c = connect();
+    const auto results = pg::pipeline(c, [](pg::Pipeline& p) {
+        for (int i = 0; i < 100; ++i) p.query("SELECT $1::int * 2", i);
+        CHECK(p.size() == 100);
+    });
+    REQUIRE(results.size() == 100);
+    for (int i = 0; i < 100; ++i) CHECK(results[static_cast<std::size_t>(i)].scalar<std::int32_t>() == 2 * i);
+    CHECK(c.query("SELECT 1").scalar<std::int32_t>() == 1);  // out of pipeline mode
+}
+
+TEST_CASE("a pipeline is all or nothing: a failing statement rolls back the ones before it and names itself",
+          "[pg][pipeline]") {
+    auto c = connect();
+    const std::string table = unique_name("pipeline_items");
+    c.execute("CREATE TABLE " + table + " (id int PRIMARY KEY)");
+    const std::string insert = "INSERT INTO " + table + " VALUES ($1)";
+    try {
+        pg::pipeline(c, [&](pg::Pipeline& p) {
+            for (int id : {1, 2, 1, 3}) p.query(insert, id);
+        });
+        FAIL("no error");
+    } catch (const pg::QueryError& e) {
+        CHECK(e.sqlstate() == "23505");
+        CHECK_THAT(e.what(), Catch::Contains("statement 3 of 4 in a pipeline"));
+    }
+    CHECK(c.query("SELECT count(*) FROM " + table).scalar<std::int64_t>() == 0);
+
+    // A callback that throws abandons the batch: nothing it queued stays.
+    CHECK_THROWS_WITH(pg::pipeline(c,
+                                   [&](pg::Pipeline& p) {
+                                       p.query(insert, 7);
+                                       throw std::runtime_error("changed my mind");
+                                   }),
+                      "changed my mind");
+    CHECK(c.query("SELECT count(*) FROM " + table).scalar<std::int64_t>() == 0);
+
+    const auto ok = pg::pipeline(c, [&](pg::Pipeline& p) {
+        for (int id : {1, 2, 3}) p.query(insert, id);
+    });
+    CHECK(ok.size() == 3);
+    CHECK(ok[0].affected_rows() == 1);
+    CHECK(c.query("SELECT count(*) FROM " + table).scalar<std::int64_t>() == 3);
+    c.execute("DROP TABLE " + table);
 }

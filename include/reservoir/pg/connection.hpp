@@ -28,6 +28,7 @@
 namespace reservoir::pg {
 
 class Driver;
+class Pipeline;
 namespace context {
 class Reset;
 }
@@ -141,6 +142,7 @@ public:
 
 private:
     friend class context::Reset;
+    friend class Pipeline;
     friend struct detail::TenantAccess;
 
     // `scanned` is the text the session tracker scans for session state: the

@@ -13,6 +13,7 @@
 #include "error.hpp"
 #include "field.hpp"
 #include "params.hpp"
+#include "pipeline.hpp"
 #include "result.hpp"
 #include "session.hpp"
 #include "tenant.hpp"

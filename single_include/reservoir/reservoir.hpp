@@ -93,7 +93,7 @@ struct ConnectionInfo {
     time_point last_used;  // when it was last returned (or opened)
     time_point last_checked;  // when it was last known good: returned, opened or pinged
     time_point expires;    // its lifetime deadline, sampled at birth; max() = never
-    std::uint64_t uses;    // leases it has served
+    std::uint64_t uses = 0;  // leases it has served
 };
 
 // Driver: opens one kind of connection and checks it. Holds no pooling logic.
@@ -3851,6 +3851,7 @@ using MockPool = Pool<mock::Driver>;
 #include <chrono>
 #include <climits>
 #include <string>
+#include <string_view>
 
 
 namespace reservoir::pg::detail {
@@ -3901,7 +3902,7 @@ inline std::string ms_text(duration d) {
 }
 
 // libpq's messages span lines ("...\n\tThis probably means..."): one line, no trailing newline.
-inline std::string one_line(std::string text) {
+inline std::string one_line(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     bool space = false;

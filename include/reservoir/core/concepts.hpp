@@ -18,7 +18,7 @@ struct ConnectionInfo {
     time_point last_used;  // when it was last returned (or opened)
     time_point last_checked;  // when it was last known good: returned, opened or pinged
     time_point expires;    // its lifetime deadline, sampled at birth; max() = never
-    std::uint64_t uses;    // leases it has served
+    std::uint64_t uses = 0;  // leases it has served
 };
 
 // Driver: opens one kind of connection and checks it. Holds no pooling logic.

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <climits>
 #include <string>
+#include <string_view>
 
 #include "../../core/clock.hpp"
 #include "../../core/stop.hpp"
@@ -60,7 +61,7 @@ inline std::string ms_text(duration d) {
 }
 
 // libpq's messages span lines ("...\n\tThis probably means..."): one line, no trailing newline.
-inline std::string one_line(std::string text) {
+inline std::string one_line(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     bool space = false;

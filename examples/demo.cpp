@@ -6,8 +6,10 @@
 //
 //   DATABASE_URL=postgresql://... reservoir-demo [--workers N] [--pool N] [--seconds S]
 //
-// Settings come from the environment (DATABASE_URL, DB_*); scripts/demo
-// starts a throwaway server when DATABASE_URL is not set.
+// Settings come from the environment (DATABASE_URL, DB_*). This is the demo
+// in its shortest form. scripts/demo, which starts a throwaway server when
+// DATABASE_URL is not set, runs the same load with reservoir-load
+// (bench/load.cpp), which measures more: client CPU, the anti-patterns.
 
 #include <atomic>
 #include <chrono>

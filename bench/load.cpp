@@ -1,0 +1,753 @@
+// reservoir-load: drives a real PostgreSQL with N workers and measures what a
+// service would see: throughput, latency percentiles, errors, the most server
+// connections at once (from pg_stat_activity), and what the client itself
+// spends per query (CPU, context switches).
+//
+//   reservoir-load [--url URL] [--workers N] [--pool N] [--seconds S] [--warmup S]
+//                  [--query point|sleep|SQL] [--mode pool|connect|shared] [--json FILE]
+//                  [--quiet] [--handoff-after MS]
+//
+// Modes, the same workers each time:
+//   pool     one reservoir PgPool of --pool connections, shared by every worker
+//   connect  a new libpq connection per query, closed after it (an anti-pattern)
+//   shared   one connection behind a std::mutex (the other anti-pattern)
+// Queries:
+//   point    SELECT name FROM reservoir_load_items WHERE id = $1, on a seeded
+//            table of 10,000 rows, a random id per query
+//   sleep    SELECT pg_sleep(0.002): 2 ms of server time, no server CPU
+//   SQL      any other text: run as given, without parameters
+//
+// Each query's latency runs from just before the acquire (or the connect, or
+// the lock) to the end of its result, recorded into the worker's own
+// histogram: no lock and no shared cache line on the measured path. Only
+// queries that complete inside the measured window count; --warmup seconds
+// run first, unmeasured.
+//
+// Output: a progress line on stderr once a second, a readable summary on
+// stderr, and one `key=value ...` line on stdout (and, with --json, the same
+// as a JSON object with the latency distribution added). The exit status is
+// 1 when any query failed, the server watch failed, or (pool mode) the server
+// ever saw more connections from us than --pool or the pool did not shut down
+// cleanly; 2 for bad flags; 3 when the run overstayed its bound (--warmup +
+// --seconds + 120 s) and was cut short.
+//
+// Settings without --url come from the environment (DATABASE_URL, DB_*), as
+// pg::Config::from_env reads them.
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <reservoir/pg/pg.hpp>
+#include <reservoir/reservoir.hpp>
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+namespace pg = reservoir::pg;
+
+enum class Mode { pool, connect, shared };
+
+constexpr const char* mode_name(Mode m) {
+    switch (m) {
+        case Mode::pool: return "pool";
+        case Mode::connect: return "connect";
+        case Mode::shared: return "shared";
+    }
+    return "?";
+}
+
+constexpr int table_rows = 10000;
+constexpr const char* point_sql = "SELECT name FROM reservoir_load_items WHERE id = $1";
+constexpr const char* sleep_sql = "SELECT pg_sleep(0.002)";
+
+// Bounds, so that every run ends: a query or an acquire gives up after these,
+// and the whole process after the run's length plus `watchdog_margin`.
+constexpr auto query_timeout = 30s;
+constexpr auto acquire_timeout = 30s;
+constexpr auto connect_timeout = 10s;
+constexpr auto watchdog_margin = 120s;
+
+struct Settings {
+    std::string url;        // "" = from the environment
+    std::string admin_url;  // for the server watch; "" = the same as url
+    int workers = 200;
+    std::size_t pool = 20;
+    double seconds = 10;
+    double warmup = 1;
+    std::string query = "point";
+    Mode mode = Mode::pool;
+    std::string json;
+    bool quiet = false;  // no progress line and no readable summary
+    std::optional<std::chrono::milliseconds> handoff_after;  // the pool's option; unset = its default
+};
+
+[[noreturn]] void usage(const std::string& why) {
+    std::fprintf(stderr,
+                 "reservoir-load: %s\n"
+                 "usage: reservoir-load [--url URL] [--admin-url URL] [--workers N] [--pool N] [--seconds S]\n"
+                 "                      [--warmup S] [--query point|sleep|SQL] [--mode pool|connect|shared]\n"
+                 "                      [--json FILE] [--quiet] [--handoff-after MS]\n",
+                 why.c_str());
+    std::exit(2);
+}
+
+double number(const std::string& flag, const std::string& text, double lo, double hi) {
+    try {
+        std::size_t used = 0;
+        const double v = std::stod(text, &used);
+        if (used == text.size() && v >= lo && v <= hi) return v;
+    } catch (const std::exception&) {
+    }
+    char range[64];
+    std::snprintf(range, sizeof range, "[%g, %g]", lo, hi);
+    usage(flag + " = \"" + text + "\": must be a number in " + range);
+}
+
+Settings parse(int argc, char** argv) {
+    Settings s;
+    for (int i = 1; i < argc; ++i) {
+        std::string flag = argv[i], value;
+        bool inline_value = false;
+        if (const auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
+            value = flag.substr(eq + 1);
+            flag.resize(eq);
+            inline_value = true;
+        }
+        if (flag == "--quiet") {
+            s.quiet = true;
+            continue;
+        }
+        if (flag == "--help" || flag == "-h") usage("drives PostgreSQL with N workers and measures it");
+        if (!inline_value) {
+            if (i + 1 >= argc) usage(flag + " needs a value");
+            value = argv[++i];
+        }
+        if (flag == "--url") s.url = value;
+        else if (flag == "--admin-url") s.admin_url = value;
+        else if (flag == "--workers") s.workers = static_cast<int>(number(flag, value, 1, 10000));
+        else if (flag == "--pool") s.pool = static_cast<std::size_t>(number(flag, value, 1, 10000));
+        else if (flag == "--seconds") s.seconds = number(flag, value, 0.1, 86400);
+        else if (flag == "--warmup") s.warmup = number(flag, value, 0, 3600);
+        else if (flag == "--query") s.query = value;
+        else if (flag == "--json") s.json = value;
+        else if (flag == "--handoff-after")
+            s.handoff_after = std::chrono::milliseconds(static_cast<long long>(number(flag, value, 0, 60000)));
+        else if (flag == "--mode") {
+            if (value == "pool") s.mode = Mode::pool;
+            else if (value == "connect") s.mode = Mode::connect;
+            else if (value == "shared") s.mode = Mode::shared;
+            else usage("--mode must be pool, connect or shared");
+        } else {
+            usage("unknown flag " + flag);
+        }
+    }
+    if (s.query.empty()) usage("--query must not be empty");
+    return s;
+}
+
+// A log-linear latency histogram finer than the library's (32 buckets per
+// power of two: every bucket within 3% of the values it holds), for a single
+// writer. Its counters are relaxed atomics so the progress line may read
+// them while the worker writes; on x86-64 these are plain loads and stores.
+class Latencies {
+public:
+    static constexpr unsigned sub_bits = 5;
+    static constexpr unsigned max_bits = 37;  // 2^37 ns = 137 s; longer goes in the last bucket
+    static constexpr std::size_t count = std::size_t{max_bits - sub_bits + 1} << sub_bits;
+
+    static std::size_t index(std::uint64_t ns) noexcept {
+        if (ns < (1u << sub_bits)) return static_cast<std::size_t>(ns);
+        const auto width = static_cast<unsigned>(std::bit_width(ns));
+        if (width > max_bits) return count - 1;
+        const unsigned shift = width - 1 - sub_bits;
+        const std::uint64_t mantissa = (ns >> shift) & ((1u << sub_bits) - 1);
+        return (std::size_t{width - sub_bits} << sub_bits) + static_cast<std::size_t>(mantissa);
+    }
+    // The largest value (ns) that falls in bucket i.
+    static std::uint64_t upper(std::size_t i) noexcept {
+        if (i < (1u << sub_bits)) return i;
+        const unsigned width = static_cast<unsigned>(i >> sub_bits) + sub_bits;
+        const unsigned shift = width - 1 - sub_bits;
+        const std::uint64_t mantissa = (i & ((1u << sub_bits) - 1)) | (1u << sub_bits);
+        return ((mantissa + 1) << shift) - 1;
+    }
+
+    struct Snapshot {
+        std::vector<std::uint64_t> buckets = std::vector<std::uint64_t>(count, 0);
+        std::uint64_t n = 0, sum_ns = 0, max_ns = 0;
+
+        void add(const Latencies& h) {
+            for (std::size_t i = 0; i < count; ++i) buckets[i] += h.buckets_[i].load(std::memory_order_relaxed);
+            n += h.n_.load(std::memory_order_relaxed);
+            sum_ns += h.sum_.load(std::memory_order_relaxed);
+            max_ns = std::max(max_ns, h.max_.load(std::memory_order_relaxed));
+        }
+        // The part of this snapshot that came after `earlier` (max excepted).
+        Snapshot since(const Snapshot& earlier) const {
+            Snapshot d;
+            for (std::size_t i = 0; i < count; ++i) d.buckets[i] = buckets[i] - earlier.buckets[i];
+            d.n = n - earlier.n;
+            d.sum_ns = sum_ns - earlier.sum_ns;
+            d.max_ns = max_ns;
+            return d;
+        }
+        // The value at quantile q: its bucket's upper bound, never above the max.
+        double quantile_ms(double q) const {
+            if (n == 0) return 0;
+            auto rank = static_cast<std::uint64_t>(q * static_cast<double>(n));
+            if (rank >= n) rank = n - 1;
+            std::uint64_t seen = 0;
+            for (std::size_t i = 0; i < count; ++i) {
+                seen += buckets[i];
+                if (seen > rank) return static_cast<double>(std::min(upper(i), max_ns)) / 1e6;
+            }
+            return static_cast<double>(max_ns) / 1e6;
+        }
+        double max_ms() const { return static_cast<double>(max_ns) / 1e6; }
+        double mean_ms() const { return n ? static_cast<double>(sum_ns) / static_cast<double>(n) / 1e6 : 0; }
+    };
+
+    void record(Clock::duration d) noexcept {
+        const auto ns = static_cast<std::uint64_t>(std::max<std::int64_t>(
+            0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
+        bump(buckets_[index(ns)], 1);
+        bump(n_, 1);
+        bump(sum_, ns);
+        if (ns > max_.load(std::memory_order_relaxed)) max_.store(ns, std::memory_order_relaxed);
+    }
+
+private:
+    static void bump(std::atomic<std::uint64_t>& a, std::uint64_t by) noexcept {
+        a.store(a.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+    }
+
+    std::array<std::atomic<std::uint64_t>, count> buckets_{};
+    std::atomic<std::uint64_t> n_{0}, sum_{0}, max_{0};
+};
+
+// One worker's own counters, on cache lines of their own.
+struct alignas(64) WorkerState {
+    Latencies latency;                      // measured window only
+    std::atomic<std::uint64_t> done{0};     // every completed query, warm-up included
+    std::atomic<std::uint64_t> errors{0};
+};
+
+enum Phase : int { warming = 0, measuring = 1, finished = 2 };
+
+// Counts our sessions on the server from a connection of its own (whose own
+// application_name differs, so it does not count itself), every 50 ms.
+class ServerWatch {
+public:
+    ServerWatch(pg::Config config, std::string app) : app_(std::move(app)) {
+        config.application_name = app_ + "-watch";
+        config.pool.connect_timeout = connect_timeout;
+        conn_ = std::make_unique<pg::Connection>(pg::Driver(config).connect(Clock::now() + connect_timeout));
+        thread_ = std::thread([this] { run(); });
+    }
+    ServerWatch(const ServerWatch&) = delete;
+    ServerWatch& operator=(const ServerWatch&) = delete;
+    ~ServerWatch() {
+        {
+            std::lock_guard lock(mutex_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        thread_.join();
+    }
+    // -1 when the watch failed: the bound was then not observed.
+    std::int64_t peak() const noexcept { return peak_.load(); }
+    std::int64_t last() const noexcept { return last_.load(); }
+
+private:
+    void run() {
+        try {
+            std::unique_lock lock(mutex_);
+            while (!stop_) {
+                lock.unlock();
+                const auto n = conn_->query_for(10s, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                                                app_)
+                                   .scalar<std::int64_t>();
+                last_ = n;
+                if (n > peak_) peak_ = n;
+                lock.lock();
+                wake_.wait_for(lock, 50ms, [this] { return stop_; });
+            }
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "\nreservoir-load: server watch stopped: %s\n", e.what());
+            peak_ = -1;
+        }
+    }
+
+    std::string app_;
+    std::unique_ptr<pg::Connection> conn_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool stop_ = false;
+    std::atomic<std::int64_t> peak_{0}, last_{0};
+    std::thread thread_;
+};
+
+// Ends the process if the run overstays its bound (a hung server, say).
+class Watchdog {
+public:
+    explicit Watchdog(Clock::duration limit)
+        : thread_([this, deadline = Clock::now() + limit] {
+              std::unique_lock lock(mutex_);
+              if (!wake_.wait_until(lock, deadline, [this] { return done_; })) {
+                  std::fprintf(stderr, "\nreservoir-load: still running past its time bound; giving up\n");
+                  std::fflush(stderr);
+                  std::_Exit(3);
+              }
+          }) {}
+    Watchdog(const Watchdog&) = delete;
+    Watchdog& operator=(const Watchdog&) = delete;
+    ~Watchdog() {
+        {
+            std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        wake_.notify_all();
+        thread_.join();
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool done_ = false;
+    std::thread thread_;
+};
+
+struct Usage {
+    double cpu_us = 0;             // user + system, every thread of the process
+    std::uint64_t switches = 0;    // voluntary + involuntary
+    long max_rss_kb = 0;
+
+    static Usage now() {
+        rusage u{};
+        getrusage(RUSAGE_SELF, &u);
+        const auto us = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_usec); };
+        return {us(u.ru_utime) + us(u.ru_stime), static_cast<std::uint64_t>(u.ru_nvcsw + u.ru_nivcsw), u.ru_maxrss};
+    }
+};
+
+void seed(pg::Connection& c) {
+    c.execute("CREATE TABLE IF NOT EXISTS reservoir_load_items (id int PRIMARY KEY, name text NOT NULL)");
+    const auto have = c.query("SELECT count(*) FROM reservoir_load_items").scalar<std::int64_t>();
+    if (have != table_rows) {
+        c.query("INSERT INTO reservoir_load_items SELECT g, 'item ' || g FROM generate_series(1, $1) g "
+                "ON CONFLICT (id) DO NOTHING",
+                table_rows);
+        c.execute("ANALYZE reservoir_load_items");
+    }
+}
+
+// One query on `c`, as --query says. Throws on an unexpected result.
+class Workload {
+public:
+    explicit Workload(const std::string& query)
+        : kind_(query == "point" ? Kind::point : query == "sleep" ? Kind::sleep : Kind::custom),
+          sql_(kind_ == Kind::point ? point_sql : kind_ == Kind::sleep ? sleep_sql : query) {}
+
+    bool point() const noexcept { return kind_ == Kind::point; }
+    const char* name() const noexcept { return kind_ == Kind::point ? "point" : kind_ == Kind::sleep ? "sleep" : "custom"; }
+    const std::string& sql() const noexcept { return sql_; }
+
+    void run(pg::Connection& c, std::minstd_rand& rng) const {
+        if (kind_ == Kind::point) {
+            const int id = static_cast<int>(rng() % table_rows) + 1;
+            if (c.query_for(query_timeout, sql_, id).rows() != 1) throw std::runtime_error("no row for id " + std::to_string(id));
+        } else {
+            c.query_for(query_timeout, sql_);
+        }
+    }
+
+private:
+    enum class Kind { point, sleep, custom };
+    Kind kind_;
+    std::string sql_;
+};
+
+std::string json_escape(std::string_view s) {
+    std::string out;
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (ch == '"' || ch == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else {
+            out += ch;
+        }
+    }
+    return out;
+}
+
+struct Summary {
+    std::string mode, query, sql;
+    int workers = 0;
+    std::size_t pool = 0;
+    double seconds = 0, warmup = 0;
+    std::uint64_t queries = 0, errors = 0;
+    double qps = 0, p50 = 0, p95 = 0, p99 = 0, max = 0, mean = 0;
+    std::int64_t peak = 0;
+    double cpu_us_per_query = 0, switches_per_query = 0;
+    long peak_rss_kb = 0;
+    std::optional<reservoir::PoolStats> pool_stats;        // warm-up included
+    std::optional<reservoir::HistogramSnapshot> query_time;  // the statements alone, warm-up included
+
+    std::string line() const {
+        char buf[1024];
+        std::snprintf(buf, sizeof buf,
+                      "mode=%s query=%s workers=%d pool=%zu seconds=%.3f queries=%llu qps=%.1f p50_ms=%.3f "
+                      "p95_ms=%.3f p99_ms=%.3f max_ms=%.3f errors=%llu peak_server_connections=%lld "
+                      "client_cpu_us_per_query=%.2f peak_rss_kb=%ld context_switches_per_query=%.3f",
+                      mode.c_str(), query.c_str(), workers, pool, seconds, static_cast<unsigned long long>(queries),
+                      qps, p50, p95, p99, max, static_cast<unsigned long long>(errors), static_cast<long long>(peak),
+                      cpu_us_per_query, peak_rss_kb, switches_per_query);
+        return buf;
+    }
+
+    std::string json(const Latencies::Snapshot& dist) const {
+        std::string out = "{\n";
+        char buf[512];
+        const auto field = [&](const char* key, const std::string& value, bool last = false) {
+            out += "  \"" + std::string(key) + "\": " + value + (last ? "\n" : ",\n");
+        };
+        const auto num = [&](double v, const char* fmt = "%.3f") {
+            std::snprintf(buf, sizeof buf, fmt, v);
+            return std::string(buf);
+        };
+        field("mode", "\"" + mode + "\"");
+        field("query", "\"" + query + "\"");
+        field("sql", "\"" + json_escape(sql) + "\"");
+        field("workers", std::to_string(workers));
+        field("pool", std::to_string(pool));
+        field("seconds", num(seconds));
+        field("warmup", num(warmup));
+        field("queries", std::to_string(queries));
+        field("qps", num(qps, "%.1f"));
+        field("mean_ms", num(mean));
+        field("p50_ms", num(p50));
+        field("p95_ms", num(p95));
+        field("p99_ms", num(p99));
+        field("max_ms", num(max));
+        field("errors", std::to_string(errors));
+        field("peak_server_connections", std::to_string(peak));
+        field("client_cpu_us_per_query", num(cpu_us_per_query, "%.2f"));
+        field("peak_rss_kb", std::to_string(peak_rss_kb));
+        field("context_switches_per_query", num(switches_per_query));
+        if (pool_stats) {
+            const auto& st = *pool_stats;
+            field("pool_acquires", std::to_string(st.acquires));
+            field("pool_acquire_timeouts", std::to_string(st.acquire_timeouts));
+            field("pool_connects", std::to_string(st.connects));
+            field("pool_acquire_wait_p99_ms", num(static_cast<double>(st.acquire_wait.quantile(0.99).count()) / 1e6));
+            field("pool_acquire_wait_max_ms", num(static_cast<double>(st.acquire_wait.max().count()) / 1e6));
+        }
+        if (query_time) {
+            field("statement_p99_ms", num(static_cast<double>(query_time->quantile(0.99).count()) / 1e6));
+            field("statement_max_ms", num(static_cast<double>(query_time->max().count()) / 1e6));
+        }
+        // The latency distribution: [upper bound of a bucket in ms, fraction of queries at or below it].
+        std::string cdf = "[";
+        std::uint64_t seen = 0;
+        for (std::size_t i = 0; i < Latencies::count && dist.n > 0; ++i) {
+            if (dist.buckets[i] == 0) continue;
+            seen += dist.buckets[i];
+            std::snprintf(buf, sizeof buf, "%s[%.4f, %.6f]", cdf.size() > 1 ? ", " : "",
+                          static_cast<double>(std::min(Latencies::upper(i), dist.max_ns)) / 1e6,
+                          static_cast<double>(seen) / static_cast<double>(dist.n));
+            cdf += buf;
+        }
+        field("latency_cdf", cdf + "]", true);
+        return out + "}\n";
+    }
+};
+
+int run(const Settings& settings) {
+    pg::Config config = settings.url.empty() ? pg::Config::from_env() : pg::Config::from_url(settings.url);
+    const std::string app = "reservoir-load-" + std::to_string(::getpid());
+    config.application_name = app;
+    config.pool.max_size = settings.pool;
+    config.pool.min_size = settings.pool;  // opened up front, before the warm-up
+    config.pool.acquire_timeout = acquire_timeout;
+    config.pool.connect_timeout = connect_timeout;
+    if (settings.handoff_after) config.pool.handoff_after = *settings.handoff_after;
+    config.validate();
+
+    const Workload work(settings.query);
+    const Watchdog watchdog(std::chrono::duration_cast<Clock::duration>(
+                                std::chrono::duration<double>(settings.seconds + settings.warmup)) +
+                            watchdog_margin);
+
+    // Seeding on a connection of its own, closed before the run.
+    pg::Config setup_config = config;
+    setup_config.application_name = app + "-setup";
+    {
+        auto c = pg::Driver(setup_config).connect(Clock::now() + connect_timeout);
+        if (work.point()) seed(c);
+    }
+    pg::Config watch_config = settings.admin_url.empty() ? config : pg::Config::from_url(settings.admin_url);
+    const ServerWatch watch(watch_config, app);
+
+    std::unique_ptr<reservoir::PgPool> pool;
+    std::unique_ptr<pg::Connection> shared;
+    std::mutex shared_mutex;
+    if (settings.mode == Mode::pool) {
+        pool = std::make_unique<reservoir::PgPool>(config);
+        const auto deadline = Clock::now() + connect_timeout;
+        while (pool->stats().idle < settings.pool && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    } else if (settings.mode == Mode::shared) {
+        shared = std::make_unique<pg::Connection>(pg::Driver(config).connect(Clock::now() + connect_timeout));
+    }
+
+    std::atomic<int> phase{warming};
+    std::vector<WorkerState> state(static_cast<std::size_t>(settings.workers));
+    const auto note_error = [&](WorkerState& me, const std::exception& e) {
+        static std::atomic<int> shown{0};
+        me.errors.store(me.errors.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        if (shown.fetch_add(1) < 5) std::fprintf(stderr, "\nreservoir-load: error: %s\n", e.what());
+    };
+
+    const auto worker = [&](int w) {
+        WorkerState& me = state[static_cast<std::size_t>(w)];
+        std::minstd_rand rng(static_cast<unsigned>(w) + 1);
+        std::optional<pg::Driver> driver;
+        if (settings.mode == Mode::connect) driver.emplace(config);
+        for (;;) {
+            const int now_phase = phase.load(std::memory_order_relaxed);
+            if (now_phase == finished) return;
+            const auto start = Clock::now();
+            try {
+                Clock::time_point end;
+                switch (settings.mode) {
+                    case Mode::pool: {
+                        auto lease = pool->acquire();
+                        work.run(*lease, rng);
+                        end = Clock::now();
+                        break;
+                    }
+                    case Mode::connect: {
+                        auto c = driver->connect(start + connect_timeout);
+                        work.run(c, rng);
+                        end = Clock::now();
+                        break;
+                    }
+                    case Mode::shared: {
+                        std::lock_guard lock(shared_mutex);
+                        work.run(*shared, rng);
+                        end = Clock::now();
+                        break;
+                    }
+                }
+                if (phase.load(std::memory_order_relaxed) == measuring) me.latency.record(end - start);
+                me.done.store(me.done.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            } catch (const std::exception& e) {
+                note_error(me, e);
+                // A failing server must not turn the loop into a busy spin.
+                std::this_thread::sleep_for(10ms);
+            }
+        }
+    };
+
+    std::vector<std::thread> threads;
+    threads.reserve(state.size());
+    for (int w = 0; w < settings.workers; ++w) threads.emplace_back(worker, w);
+
+    const bool tty = isatty(STDERR_FILENO) != 0;
+    if (!settings.quiet)
+        std::fprintf(stderr, "%d workers, mode %s, query %s, %s%.0f s (+%.0f s warm-up) against %s\n",
+                     settings.workers, mode_name(settings.mode), work.name(),
+                     settings.mode == Mode::pool ? ("pool of " + std::to_string(settings.pool) + ", ").c_str() : "",
+                     settings.seconds, settings.warmup, config.redacted_url().c_str());
+
+    const auto total = [&](auto member) {
+        std::uint64_t n = 0;
+        for (const auto& s : state) n += (s.*member).load(std::memory_order_relaxed);
+        return n;
+    };
+    const auto merged = [&] {
+        Latencies::Snapshot snap;
+        for (const auto& s : state) snap.add(s.latency);
+        return snap;
+    };
+
+    const auto to_duration = [](double s) {
+        return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+    };
+    const auto begin = Clock::now();
+    const auto window_start = begin + to_duration(settings.warmup);
+    const auto window_end = window_start + to_duration(settings.seconds);
+    Usage usage_start{}, usage_end{};
+    Clock::time_point measured_from{}, measured_to{};
+    Latencies::Snapshot last_snap;
+    std::uint64_t last_done = 0;
+    auto last_tick = begin;
+    auto next_tick = begin + 1s;
+
+    const auto progress = [&](Clock::time_point now) {
+        const std::uint64_t done = total(&WorkerState::done);
+        const double rate =
+            static_cast<double>(done - last_done) / std::max(1e-9, std::chrono::duration<double>(now - last_tick).count());
+        std::string p99 = "p99 (warm-up)";
+        if (phase.load() == measuring) {
+            Latencies::Snapshot snap = merged();
+            const Latencies::Snapshot second = snap.since(last_snap);
+            if (second.n > 0 && measured_from <= last_tick) {  // a whole second inside the window
+                char buf[64];
+                std::snprintf(buf, sizeof buf, "p99 %7.2f ms", second.quantile_ms(0.99));
+                p99 = buf;
+            }
+            last_snap = std::move(snap);
+        }
+        std::string pool_part;
+        if (pool) {
+            const auto st = pool->stats();
+            char buf[128];
+            std::snprintf(buf, sizeof buf, "  in use %3zu  idle %3zu  waiting %4zu", st.in_use, st.idle, st.waiting);
+            pool_part = buf;
+        }
+        std::fprintf(stderr, "%s[%5.1f s] %8.0f q/s  %s%s  server conns %3lld (peak %3lld)  errors %llu%s",
+                     tty ? "\r" : "", std::chrono::duration<double>(now - begin).count(), rate, p99.c_str(),
+                     pool_part.c_str(), static_cast<long long>(watch.last()), static_cast<long long>(watch.peak()),
+                     static_cast<unsigned long long>(total(&WorkerState::errors)), tty ? "" : "\n");
+        last_done = done;
+        last_tick = now;
+    };
+
+    // The measured window opens and closes on the main thread, which reads
+    // the process's resource usage at both ends.
+    for (;;) {
+        const int ph = phase.load();
+        const auto wake = std::min(next_tick, ph == warming ? window_start : window_end);
+        std::this_thread::sleep_until(wake);
+        const auto now = Clock::now();
+        if (ph == warming && now >= window_start) {
+            usage_start = Usage::now();
+            measured_from = Clock::now();
+            phase.store(measuring);
+        } else if (ph == measuring && now >= window_end) {
+            phase.store(finished);
+            measured_to = Clock::now();
+            usage_end = Usage::now();
+            break;
+        }
+        if (now >= next_tick) {
+            if (!settings.quiet) progress(now);
+            next_tick += 1s;
+        }
+    }
+    const Latencies::Snapshot dist = merged();  // recording stopped with the phase
+    for (auto& t : threads) t.join();
+    if (!settings.quiet && tty) std::fprintf(stderr, "\n");
+
+    Summary s;
+    s.mode = mode_name(settings.mode);
+    s.query = work.name();
+    s.sql = work.sql();
+    s.workers = settings.workers;
+    // The most connections the client may hold: the pool's max, one, or no bound (0).
+    s.pool = settings.mode == Mode::pool ? settings.pool : settings.mode == Mode::shared ? 1 : 0;
+    s.seconds = std::chrono::duration<double>(measured_to - measured_from).count();
+    s.warmup = settings.warmup;
+    s.queries = dist.n;
+    s.errors = total(&WorkerState::errors);
+    s.qps = static_cast<double>(dist.n) / s.seconds;
+    s.p50 = dist.quantile_ms(0.50);
+    s.p95 = dist.quantile_ms(0.95);
+    s.p99 = dist.quantile_ms(0.99);
+    s.max = dist.max_ms();
+    s.mean = dist.mean_ms();
+    const double per = dist.n ? 1.0 / static_cast<double>(dist.n) : 0;
+    s.cpu_us_per_query = (usage_end.cpu_us - usage_start.cpu_us) * per;
+    s.switches_per_query = static_cast<double>(usage_end.switches - usage_start.switches) * per;
+
+    bool drained = true;
+    if (pool) {
+        s.pool_stats = pool->stats();
+        s.query_time = pool->driver().query_time();
+        drained = pool->shutdown(10s);
+        pool.reset();
+    }
+    shared.reset();
+    s.peak = watch.peak();  // over the warm-up and the window
+    s.peak_rss_kb = Usage::now().max_rss_kb;
+
+    if (!settings.quiet) {
+        std::fprintf(stderr, "\nqueries      %llu in %.1f s = %.0f q/s\n", static_cast<unsigned long long>(s.queries),
+                     s.seconds, s.qps);
+        std::fprintf(stderr, "latency      p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms\n", s.p50, s.p95, s.p99,
+                     s.max);
+        std::fprintf(stderr, "errors       %llu\n", static_cast<unsigned long long>(s.errors));
+        if (settings.mode == Mode::pool)
+            std::fprintf(stderr, "server       peak %lld connections from this process in pg_stat_activity (max %zu)\n",
+                         static_cast<long long>(s.peak), settings.pool);
+        else
+            std::fprintf(stderr, "server       peak %lld connections from this process in pg_stat_activity\n",
+                         static_cast<long long>(s.peak));
+        std::fprintf(stderr, "client       %.1f us CPU and %.2f context switches per query, peak RSS %ld kB\n",
+                     s.cpu_us_per_query, s.switches_per_query, s.peak_rss_kb);
+        if (s.pool_stats)
+            std::fprintf(stderr, "pool         acquires %llu, timeouts %llu, connects %llu; shutdown %s\n",
+                         static_cast<unsigned long long>(s.pool_stats->acquires),
+                         static_cast<unsigned long long>(s.pool_stats->acquire_timeouts),
+                         static_cast<unsigned long long>(s.pool_stats->connects), drained ? "clean" : "timed out");
+    }
+    std::printf("%s\n", s.line().c_str());
+    std::fflush(stdout);
+    if (!settings.json.empty()) {
+        std::FILE* f = std::fopen(settings.json.c_str(), "w");
+        const std::string text = s.json(dist);
+        if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size() || std::fclose(f) != 0) {
+            std::fprintf(stderr, "reservoir-load: cannot write %s\n", settings.json.c_str());
+            return 1;
+        }
+    }
+
+    bool ok = true;
+    const auto fail = [&](const char* why) {
+        std::fprintf(stderr, "reservoir-load: FAILED: %s\n", why);
+        ok = false;
+    };
+    if (s.errors > 0) fail("some queries failed");
+    if (s.queries == 0) fail("no query completed in the measured window");
+    if (s.peak < 0) fail("the server watch failed, so the connection bound was not observed");
+    if (settings.mode == Mode::pool && s.peak > static_cast<std::int64_t>(settings.pool))
+        fail("the server saw more connections than the pool's max");
+    if (!drained) fail("the pool did not shut down cleanly");
+    return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    return run(parse(argc, argv));
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "reservoir-load: %s\n", e.what());
+    return 1;
+}

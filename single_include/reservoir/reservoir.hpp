@@ -1124,7 +1124,8 @@ public:
                 return nullptr;
             }
         }
-        return checkout(*s, time_point{}, options_.acquire_timeout, where) ? s : nullptr;
+        time_point start{};
+        return checkout(*s, start, options_.acquire_timeout, where) ? s : nullptr;
     }
 
     void release(SlotT& s, bool discard) noexcept {
@@ -1338,12 +1339,15 @@ private:
 
     // Local check always; a ping when the health policy asks. A connection
     // that fails is closed and the caller tries again. `start` is when the
-    // caller began to wait, or zero on the lock-free path (no wait).
-    bool checkout(SlotT& s, time_point start, duration timeout, const source_location& where) {
+    // caller began to wait, or zero on the lock-free path (no wait); a ping
+    // sets it, so that the ping and any retry share the caller's one deadline.
+    bool checkout(SlotT& s, time_point& start, duration timeout, const source_location& where) {
         const time_point now = clock_.coarse_now();
         bool ok = driver_.is_usable(*s.conn);
-        if (ok && health_.borrow_check(s.info(), now) == BorrowCheck::ping)
-            ok = ping(s, (start == time_point{} ? clock_.now() : start) + timeout);
+        if (ok && health_.borrow_check(s.info(), now) == BorrowCheck::ping) {
+            if (start == time_point{}) start = clock_.now();
+            ok = ping(s, start + timeout);
+        }
         if (!ok) {
             std::unique_lock lk(mu_);
             set_state_locked(s, slot_busy);
@@ -1956,7 +1960,10 @@ private:
     Lease(State* state, typename State::SlotT* slot) noexcept : state_(state), slot_(slot) {}
 
     void give_back(bool discard) noexcept {
-        if (slot_) state_->release(*std::exchange(slot_, nullptr), discard);
+        // Both are set together, or neither; testing both keeps g++'s
+        // -Wnonnull from seeing a path with a slot and no state.
+        if (slot_ && state_) state_->release(*std::exchange(slot_, nullptr), discard);
+        slot_ = nullptr;
         state_ = nullptr;
     }
 

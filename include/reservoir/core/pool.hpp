@@ -61,7 +61,10 @@ private:
     Lease(State* state, typename State::SlotT* slot) noexcept : state_(state), slot_(slot) {}
 
     void give_back(bool discard) noexcept {
-        if (slot_) state_->release(*std::exchange(slot_, nullptr), discard);
+        // Both are set together, or neither; testing both keeps g++'s
+        // -Wnonnull from seeing a path with a slot and no state.
+        if (slot_ && state_) state_->release(*std::exchange(slot_, nullptr), discard);
+        slot_ = nullptr;
         state_ = nullptr;
     }
 

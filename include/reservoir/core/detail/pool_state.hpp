@@ -79,12 +79,13 @@ public:
 
     SlotT* acquire(duration timeout, const source_location& where) {
         time_point start{};  // the precise clock is read only once we must wait
-        SlotT* s = claim_idle_fast();
-        for (;;) {
-            if (s && checkout(*s, start, timeout, where)) return s;
-            if (start == time_point{}) start = clock_.now();
-            s = claim_idle_fast();
-            if (!s) s = wait_for_slot(start, start + timeout);
+        for (SlotT* s = claim_idle_fast();; s = claim_idle_fast()) {
+            if (!s) {
+                if (start == time_point{}) start = clock_.now();
+                s = wait_for_slot(start, start + timeout);
+            }
+            if (checkout(*s, start, timeout, where)) return s;
+            if (start == time_point{}) start = clock_.now();  // a failed check counts against the deadline
         }
     }
 
@@ -447,9 +448,9 @@ private:
     // makes it idle; closes it when the pool is closing.
     //
     // Bounded barging: a waiter queued for less than handoff_after is not
-    // handed the slot. The slot is left idle and the oldest waiter not yet
-    // woken is woken to claim it; a thread arriving meanwhile may take it
-    // first. Under contention that saves a context switch per hand-off (the
+    // handed the slot. The slot is left idle and, unless a waiter is already
+    // awake to claim one, the oldest is woken to claim it; a thread arriving
+    // meanwhile may take it first. Under contention that saves a context switch per hand-off (the
     // releasing thread usually reacquires at once), and no waiter is passed
     // over for longer than handoff_after: from then on the slot goes straight
     // to it. Waiters among themselves are always served in order.

@@ -208,11 +208,13 @@ TEST_CASE("within handoff_after a returned connection waits idle for the woken w
           "[acquire][fifo]") {
     QueuedWaiter q(1s);
     q.held.release();
-    // The waiter was woken to claim it; a thread arriving first may take it,
-    // and then the waiter is woken again when it comes back.
+    // The waiter was woken to claim it; a thread arriving first may take it.
+    // A waiter beaten to it sleeps until its hand-off is due (handoff_after
+    // after it queued), then claims the connection left idle.
     if (auto newcomer = q.pool->try_acquire()) {
         CHECK_FALSE(q.served);
         newcomer.release();
+        q.rig.clock.advance(1s);
     }
     CHECK(test::eventually([&] { return q.served.load(); }));
     q.finish();

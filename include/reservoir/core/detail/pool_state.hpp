@@ -251,6 +251,7 @@ private:
         std::condition_variable cv;
         bool settled = false;
         bool retry = false;  // woken, still queued, to claim a connection left idle
+        bool barged = false;  // lost a claim to a newcomer: not woken again before its hand-off is due
 
         bool settled_locked() const noexcept { return slot || outcome != waiting; }
     };
@@ -368,9 +369,11 @@ private:
         // The waiter sleeps on its own mutex, not the pool's: once settled it
         // returns without touching the pool's lock again, so a hand-off is
         // never held up behind threads contending for it.
+        const time_point due = start + options_.handoff_after;
         for (;;) {
             if (w.settled_locked()) break;
-            if (take_retry_locked(w)) {
+            const bool woken = take_retry_locked(w);
+            if (woken || (w.barged && clock_.now() >= due)) {
                 if (SlotT* s = claim_idle_locked()) {
                     unlink_locked(w);
                     // One waiter is woken at a time: pass the turn on if
@@ -378,17 +381,21 @@ private:
                     if (head_ && retrying_ == 0 && any_idle_locked()) wake_for_retry_locked(*head_);
                     return s;
                 }
+                // Woken and beaten to it by a newcomer: sleep until the
+                // hand-off is due rather than be woken by every release.
+                // Once due, releases hand their connection straight over.
+                w.barged = woken;
             }
             if (!options_.background_threads && run_one_job_locked(lk)) continue;
             std::unique_lock wl(w.mu);
             lk.unlock();
-            const bool in_time = wait_until(w.cv, wl, deadline);
+            (void)wait_until(w.cv, wl, w.barged ? std::min(due, deadline) : deadline);
             if (w.settled) break;
             const bool retry = w.retry;
             wl.unlock();
             lk.lock();
             if (retry || w.settled_locked()) continue;
-            if (!in_time) {
+            if (clock_.now() >= deadline) {
                 ++acquire_timeouts_;
                 const duration waited = clock_.now() - start;
                 std::string message =
@@ -463,7 +470,7 @@ private:
             settle_locked(*w, &s, Waiter::waiting);
         } else {
             set_state_locked(s, slot_idle);
-            if (head_ && retrying_ == 0) wake_for_retry_locked(*head_);
+            if (head_ && retrying_ == 0 && !head_->barged) wake_for_retry_locked(*head_);
         }
     }
 

@@ -837,7 +837,7 @@ private:
 // Paths:
 //   acquire  fast: claim an idle slot by CAS, the thread's last slot first.
 //            slow: under the lock, claim an idle slot or queue as a waiter
-//            (FIFO) and sleep on the waiter's own condition variable.
+//            (FIFO) and sleep on the waiter's own parker (parker.hpp).
 //   release  fast: CAS lent -> idle. slow (attention bit set, or the
 //            connection needs a reset or must close): under the lock, hand it
 //            to the oldest waiter, queue it for a reset, or close it.
@@ -947,6 +947,100 @@ inline bool stop_requested() noexcept { return detail::worker_stop_token().stop_
 inline bool stop_possible() noexcept { return detail::worker_stop_token().stop_possible(); }
 
 }  // namespace reservoir
+// ---- reservoir/core/detail/parker.hpp
+// Where a queued acquirer sleeps: one sleeper, woken by whoever holds the
+// pool's lock, with a small non-zero signal saying why.
+//
+// Why not a mutex and a condition variable: the waker would have to notify
+// while holding the mutex (the sleeper may return and vanish the moment it
+// sees its signal), so the sleeper would wake straight into a held mutex and
+// sleep again: two context switches per hand-off instead of one, and a
+// releasing thread that blocks. On Linux the signal is one atomic word and a
+// futex. The waker stores the signal, then asks the kernel to wake the word's
+// address and touches nothing else, so the sleeper may vanish at once: a wake
+// on an address nobody sleeps on does nothing, and a stray one is a spurious
+// wake-up, which every futex sleeper tolerates.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#if defined(__linux__)
+#include <ctime>
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#else
+#include <condition_variable>
+#include <mutex>
+#endif
+
+namespace reservoir::detail {
+
+class Parker {
+public:
+    using clock = std::chrono::steady_clock;
+
+    // The signal, 0 when none is pending.
+    std::uint32_t signal() const noexcept {
+#if !defined(__linux__)
+        std::lock_guard g(mu_);
+#endif
+        return word_.load(std::memory_order_acquire);
+    }
+
+    void clear() noexcept {
+#if !defined(__linux__)
+        std::lock_guard g(mu_);
+#endif
+        word_.store(0, std::memory_order_relaxed);
+    }
+
+    // Stores a non-zero signal and wakes the sleeper: the waker's last access.
+    void wake(std::uint32_t signal) noexcept {
+#if defined(__linux__)
+        word_.store(signal, std::memory_order_release);
+        ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+#else
+        std::lock_guard g(mu_);
+        word_.store(signal, std::memory_order_release);
+        cv_.notify_one();
+#endif
+    }
+
+    // Sleeps until a signal is pending or the deadline passes; returns the
+    // signal, 0 at the deadline.
+    std::uint32_t sleep_until(clock::time_point deadline) noexcept {
+#if defined(__linux__)
+        for (;;) {
+            if (const std::uint32_t s = word_.load(std::memory_order_acquire)) return s;
+            if (clock::now() >= deadline) return 0;
+            // steady_clock is CLOCK_MONOTONIC, the clock FUTEX_WAIT_BITSET's absolute timeout uses.
+            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+            const timespec at{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+            ::syscall(SYS_futex, futex_word(), FUTEX_WAIT_BITSET_PRIVATE, 0u, &at, nullptr, FUTEX_BITSET_MATCH_ANY);
+        }
+#else
+        std::unique_lock l(mu_);
+        cv_.wait_until(l, deadline, [&] { return word_.load(std::memory_order_relaxed) != 0; });
+        return word_.load(std::memory_order_relaxed);
+#endif
+    }
+
+private:
+    std::atomic<std::uint32_t> word_{0};
+#if defined(__linux__)
+    static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
+                  std::atomic<std::uint32_t>::is_always_lock_free);
+    std::uint32_t* futex_word() noexcept { return reinterpret_cast<std::uint32_t*>(&word_); }
+#else
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+#endif
+};
+
+}  // namespace reservoir::detail
 // ---- reservoir/core/detail/slot.hpp
 // A slot holds at most one connection. The pool has exactly max_size slots, so
 // it can never hold more connections than that, connects in flight included.
@@ -1262,32 +1356,31 @@ public:
     C& context() noexcept { return context_; }
 
 private:
-    // An acquirer in the queue. It lives on the acquirer's stack. slot and
-    // outcome are written under the pool's lock; `settled` and `retry` under
-    // both locks, and are what the sleeping acquirer waits for.
+    // An acquirer in the queue. It lives on the acquirer's stack; everything
+    // but the parker is read and written under the pool's lock. The parker's
+    // signal says why it was woken: `settled` (slot and outcome are final, and
+    // the acquirer returns without taking the pool's lock again) or `retry`
+    // (still queued: claim a connection left idle).
     struct Waiter {
+        static constexpr std::uint32_t retry = 1, settled = 2;
+
         Waiter* prev = nullptr;
         Waiter* next = nullptr;
         time_point since{};     // when it began to wait
         SlotT* slot = nullptr;  // the connection handed to this waiter
         enum { waiting, closed, unavailable } outcome = waiting;  // or why it was woken without one
-        std::mutex mu;
-        std::condition_variable cv;
-        bool settled = false;
-        bool retry = false;  // woken, still queued, to claim a connection left idle
         bool barged = false;  // lost a claim to a newcomer: not woken again before its hand-off is due
+        Parker parker;
 
         bool settled_locked() const noexcept { return slot || outcome != waiting; }
     };
 
-    // Hands the (already unlinked) waiter its result and wakes it. Notified
-    // under its mutex, so the waiter cannot return and vanish mid-notify.
+    // Hands the (already unlinked) waiter its result and wakes it. The wake
+    // is the last touch: the waiter may return at once.
     static void settle_locked(Waiter& w, SlotT* slot, decltype(Waiter::outcome) outcome) noexcept {
         w.slot = slot;
         w.outcome = outcome;
-        std::lock_guard g(w.mu);
-        w.settled = true;
-        w.cv.notify_one();
+        w.parker.wake(Waiter::settled);
     }
 
     // Checks the options and the sizing policy's numbers before anything is allocated.
@@ -1411,14 +1504,10 @@ private:
                 w.barged = woken;
             }
             if (!options_.background_threads && run_one_job_locked(lk)) continue;
-            std::unique_lock wl(w.mu);
             lk.unlock();
-            (void)wait_until(w.cv, wl, w.barged ? std::min(due, deadline) : deadline);
-            if (w.settled) break;
-            const bool retry = w.retry;
-            wl.unlock();
+            if (park(w.parker, w.barged ? std::min(due, deadline) : deadline) == Waiter::settled) break;
             lk.lock();
-            if (retry || w.settled_locked()) continue;
+            if (w.parker.signal() == Waiter::retry || w.settled_locked()) continue;
             if (clock_.now() >= deadline) {
                 ++acquire_timeouts_;
                 const duration waited = clock_.now() - start;
@@ -1468,7 +1557,7 @@ private:
     }
 
     void unlink_locked(Waiter& w) noexcept {
-        if (w.retry) --retrying_;  // its wake-up is moot now
+        if (w.parker.signal() == Waiter::retry) --retrying_;  // its wake-up is moot now
         (w.prev ? w.prev->next : head_) = w.next;
         (w.next ? w.next->prev : tail_) = w.prev;
         w.prev = w.next = nullptr;
@@ -1510,18 +1599,15 @@ private:
 
     // Wakes a queued waiter to claim an idle slot; false if it was already woken.
     bool wake_for_retry_locked(Waiter& w) noexcept {
-        std::lock_guard g(w.mu);
-        if (w.retry) return false;
-        w.retry = true;
+        if (w.parker.signal() == Waiter::retry) return false;
         ++retrying_;
-        w.cv.notify_one();
+        w.parker.wake(Waiter::retry);
         return true;
     }
 
     bool take_retry_locked(Waiter& w) noexcept {
-        std::lock_guard g(w.mu);
-        if (!w.retry) return false;
-        w.retry = false;
+        if (w.parker.signal() != Waiter::retry) return false;
+        w.parker.clear();
         --retrying_;
         return true;
     }
@@ -1735,10 +1821,10 @@ private:
                 close_locked(s, *close, lk);
                 continue;
             }
-                lk.unlock();
+            lk.unlock();
             const bool ok = ping(s, clock_.now() + options_.connect_timeout);
             lk.lock();
-                ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
+            ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
         }
     }
 
@@ -1756,16 +1842,14 @@ private:
         while (!stop_) {
             if (run_one_job_locked(lk)) continue;
             const time_point now = clock_.now();
-            if (!housekeeping_ && now >= next_housekeeping_) {
-                housekeeping_ = true;
+            if (now >= next_housekeeping_) {
+                // Set first, so that the other workers sleep while this one
+                // housekeeps (it lets go of the lock to ping and close).
+                next_housekeeping_ = now + options_.housekeeping_interval;
                 housekeep_locked(lk);
-                housekeeping_ = false;
-                next_housekeeping_ = clock_.now() + options_.housekeeping_interval;
                 continue;
             }
-            // While another worker is housekeeping, next_housekeeping_ is still
-            // in the past: sleep until notified instead of spinning on it.
-            time_point wake = housekeeping_ ? now + options_.housekeeping_interval : next_housekeeping_;
+            time_point wake = next_housekeeping_;
             if (retry_at_ > now) wake = std::min(wake, retry_at_);
             wait_until(work_cv_, lk, wake);
         }
@@ -1837,18 +1921,26 @@ private:
 
     // ---- waiting and messages ---------------------------------------------
 
+    // The real-time point to sleep until for a deadline on the pool's clock.
+    // Far deadlines are capped (no overflow); with a test clock, sleeps last
+    // 1 ms at most so that advancing it is seen.
+    time_point sleep_bound(time_point now, time_point deadline) const noexcept {
+        if constexpr (std::is_same_v<K, SteadyClock>) return std::min(deadline, now + std::chrono::hours(1));
+        else return std::chrono::steady_clock::now() + std::min<duration>(deadline - now, std::chrono::milliseconds(1));
+    }
+
     // Waits until notified or the deadline; false once the deadline has passed.
-    // With a test clock, waits in 1 ms slices so that advancing it is seen.
     bool wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, time_point deadline) {
         const time_point now = clock_.now();
         if (now >= deadline) return false;
-        if constexpr (std::is_same_v<K, SteadyClock>) {
-            const time_point bound = now + std::chrono::hours(1);  // keep far deadlines from overflowing
-            cv.wait_until(lk, std::min(deadline, bound));
-        } else {
-            cv.wait_for(lk, std::min<duration>(deadline - now, std::chrono::milliseconds(1)));
-        }
+        cv.wait_until(lk, sleep_bound(now, deadline));
         return clock_.now() < deadline;
+    }
+
+    // Sleeps on a waiter's parker until a signal or the deadline; returns the signal.
+    std::uint32_t park(Parker& p, time_point deadline) const noexcept {
+        const time_point now = clock_.now();
+        return p.sleep_until(now >= deadline ? time_point::min() : sleep_bound(now, deadline));
     }
 
     std::string describe_locked() const {
@@ -1897,7 +1989,6 @@ private:
     std::uint64_t generation_ = 0;                 // bumped by evict_all()
     time_point retry_at_{};       // no connect before this (backoff)
     time_point next_housekeeping_{};
-    bool housekeeping_ = false;
     std::string last_connect_error_;
     std::uint64_t random_;
 

@@ -7,7 +7,7 @@
 // Paths:
 //   acquire  fast: claim an idle slot by CAS, the thread's last slot first.
 //            slow: under the lock, claim an idle slot or queue as a waiter
-//            (FIFO) and sleep on the waiter's own condition variable.
+//            (FIFO) and sleep on the waiter's own parker (parker.hpp).
 //   release  fast: CAS lent -> idle. slow (attention bit set, or the
 //            connection needs a reset or must close): under the lock, hand it
 //            to the oldest waiter, queue it for a reset, or close it.
@@ -35,6 +35,7 @@
 #include "../source_location.hpp"
 #include "../stats.hpp"
 #include "../stop.hpp"
+#include "parker.hpp"
 #include "slot.hpp"
 
 namespace reservoir::detail {
@@ -238,32 +239,31 @@ public:
     C& context() noexcept { return context_; }
 
 private:
-    // An acquirer in the queue. It lives on the acquirer's stack. slot and
-    // outcome are written under the pool's lock; `settled` and `retry` under
-    // both locks, and are what the sleeping acquirer waits for.
+    // An acquirer in the queue. It lives on the acquirer's stack; everything
+    // but the parker is read and written under the pool's lock. The parker's
+    // signal says why it was woken: `settled` (slot and outcome are final, and
+    // the acquirer returns without taking the pool's lock again) or `retry`
+    // (still queued: claim a connection left idle).
     struct Waiter {
+        static constexpr std::uint32_t retry = 1, settled = 2;
+
         Waiter* prev = nullptr;
         Waiter* next = nullptr;
         time_point since{};     // when it began to wait
         SlotT* slot = nullptr;  // the connection handed to this waiter
         enum { waiting, closed, unavailable } outcome = waiting;  // or why it was woken without one
-        std::mutex mu;
-        std::condition_variable cv;
-        bool settled = false;
-        bool retry = false;  // woken, still queued, to claim a connection left idle
         bool barged = false;  // lost a claim to a newcomer: not woken again before its hand-off is due
+        Parker parker;
 
         bool settled_locked() const noexcept { return slot || outcome != waiting; }
     };
 
-    // Hands the (already unlinked) waiter its result and wakes it. Notified
-    // under its mutex, so the waiter cannot return and vanish mid-notify.
+    // Hands the (already unlinked) waiter its result and wakes it. The wake
+    // is the last touch: the waiter may return at once.
     static void settle_locked(Waiter& w, SlotT* slot, decltype(Waiter::outcome) outcome) noexcept {
         w.slot = slot;
         w.outcome = outcome;
-        std::lock_guard g(w.mu);
-        w.settled = true;
-        w.cv.notify_one();
+        w.parker.wake(Waiter::settled);
     }
 
     // Checks the options and the sizing policy's numbers before anything is allocated.
@@ -387,14 +387,10 @@ private:
                 w.barged = woken;
             }
             if (!options_.background_threads && run_one_job_locked(lk)) continue;
-            std::unique_lock wl(w.mu);
             lk.unlock();
-            (void)wait_until(w.cv, wl, w.barged ? std::min(due, deadline) : deadline);
-            if (w.settled) break;
-            const bool retry = w.retry;
-            wl.unlock();
+            if (park(w.parker, w.barged ? std::min(due, deadline) : deadline) == Waiter::settled) break;
             lk.lock();
-            if (retry || w.settled_locked()) continue;
+            if (w.parker.signal() == Waiter::retry || w.settled_locked()) continue;
             if (clock_.now() >= deadline) {
                 ++acquire_timeouts_;
                 const duration waited = clock_.now() - start;
@@ -444,7 +440,7 @@ private:
     }
 
     void unlink_locked(Waiter& w) noexcept {
-        if (w.retry) --retrying_;  // its wake-up is moot now
+        if (w.parker.signal() == Waiter::retry) --retrying_;  // its wake-up is moot now
         (w.prev ? w.prev->next : head_) = w.next;
         (w.next ? w.next->prev : tail_) = w.prev;
         w.prev = w.next = nullptr;
@@ -486,18 +482,15 @@ private:
 
     // Wakes a queued waiter to claim an idle slot; false if it was already woken.
     bool wake_for_retry_locked(Waiter& w) noexcept {
-        std::lock_guard g(w.mu);
-        if (w.retry) return false;
-        w.retry = true;
+        if (w.parker.signal() == Waiter::retry) return false;
         ++retrying_;
-        w.cv.notify_one();
+        w.parker.wake(Waiter::retry);
         return true;
     }
 
     bool take_retry_locked(Waiter& w) noexcept {
-        std::lock_guard g(w.mu);
-        if (!w.retry) return false;
-        w.retry = false;
+        if (w.parker.signal() != Waiter::retry) return false;
+        w.parker.clear();
         --retrying_;
         return true;
     }
@@ -711,10 +704,10 @@ private:
                 close_locked(s, *close, lk);
                 continue;
             }
-                lk.unlock();
+            lk.unlock();
             const bool ok = ping(s, clock_.now() + options_.connect_timeout);
             lk.lock();
-                ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
+            ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
         }
     }
 
@@ -732,16 +725,14 @@ private:
         while (!stop_) {
             if (run_one_job_locked(lk)) continue;
             const time_point now = clock_.now();
-            if (!housekeeping_ && now >= next_housekeeping_) {
-                housekeeping_ = true;
+            if (now >= next_housekeeping_) {
+                // Set first, so that the other workers sleep while this one
+                // housekeeps (it lets go of the lock to ping and close).
+                next_housekeeping_ = now + options_.housekeeping_interval;
                 housekeep_locked(lk);
-                housekeeping_ = false;
-                next_housekeeping_ = clock_.now() + options_.housekeeping_interval;
                 continue;
             }
-            // While another worker is housekeeping, next_housekeeping_ is still
-            // in the past: sleep until notified instead of spinning on it.
-            time_point wake = housekeeping_ ? now + options_.housekeeping_interval : next_housekeeping_;
+            time_point wake = next_housekeeping_;
             if (retry_at_ > now) wake = std::min(wake, retry_at_);
             wait_until(work_cv_, lk, wake);
         }
@@ -813,18 +804,26 @@ private:
 
     // ---- waiting and messages ---------------------------------------------
 
+    // The real-time point to sleep until for a deadline on the pool's clock.
+    // Far deadlines are capped (no overflow); with a test clock, sleeps last
+    // 1 ms at most so that advancing it is seen.
+    time_point sleep_bound(time_point now, time_point deadline) const noexcept {
+        if constexpr (std::is_same_v<K, SteadyClock>) return std::min(deadline, now + std::chrono::hours(1));
+        else return std::chrono::steady_clock::now() + std::min<duration>(deadline - now, std::chrono::milliseconds(1));
+    }
+
     // Waits until notified or the deadline; false once the deadline has passed.
-    // With a test clock, waits in 1 ms slices so that advancing it is seen.
     bool wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, time_point deadline) {
         const time_point now = clock_.now();
         if (now >= deadline) return false;
-        if constexpr (std::is_same_v<K, SteadyClock>) {
-            const time_point bound = now + std::chrono::hours(1);  // keep far deadlines from overflowing
-            cv.wait_until(lk, std::min(deadline, bound));
-        } else {
-            cv.wait_for(lk, std::min<duration>(deadline - now, std::chrono::milliseconds(1)));
-        }
+        cv.wait_until(lk, sleep_bound(now, deadline));
         return clock_.now() < deadline;
+    }
+
+    // Sleeps on a waiter's parker until a signal or the deadline; returns the signal.
+    std::uint32_t park(Parker& p, time_point deadline) const noexcept {
+        const time_point now = clock_.now();
+        return p.sleep_until(now >= deadline ? time_point::min() : sleep_bound(now, deadline));
     }
 
     std::string describe_locked() const {
@@ -873,7 +872,6 @@ private:
     std::uint64_t generation_ = 0;                 // bumped by evict_all()
     time_point retry_at_{};       // no connect before this (backoff)
     time_point next_housekeeping_{};
-    bool housekeeping_ = false;
     std::string last_connect_error_;
     std::uint64_t random_;
 

@@ -1,0 +1,94 @@
+#pragma once
+// Where a queued acquirer sleeps: one sleeper, woken by whoever holds the
+// pool's lock, with a small non-zero signal saying why.
+//
+// Why not a mutex and a condition variable: the waker would have to notify
+// while holding the mutex (the sleeper may return and vanish the moment it
+// sees its signal), so the sleeper would wake straight into a held mutex and
+// sleep again: two context switches per hand-off instead of one, and a
+// releasing thread that blocks. On Linux the signal is one atomic word and a
+// futex. The waker stores the signal, then asks the kernel to wake the word's
+// address and touches nothing else, so the sleeper may vanish at once: a wake
+// on an address nobody sleeps on does nothing, and a stray one is a spurious
+// wake-up, which every futex sleeper tolerates.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#if defined(__linux__)
+#include <ctime>
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#else
+#include <condition_variable>
+#include <mutex>
+#endif
+
+namespace reservoir::detail {
+
+class Parker {
+public:
+    using clock = std::chrono::steady_clock;
+
+    // The signal, 0 when none is pending.
+    std::uint32_t signal() const noexcept {
+#if !defined(__linux__)
+        std::lock_guard g(mu_);
+#endif
+        return word_.load(std::memory_order_acquire);
+    }
+
+    void clear() noexcept {
+#if !defined(__linux__)
+        std::lock_guard g(mu_);
+#endif
+        word_.store(0, std::memory_order_relaxed);
+    }
+
+    // Stores a non-zero signal and wakes the sleeper: the waker's last access.
+    void wake(std::uint32_t signal) noexcept {
+#if defined(__linux__)
+        word_.store(signal, std::memory_order_release);
+        ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+#else
+        std::lock_guard g(mu_);
+        word_.store(signal, std::memory_order_release);
+        cv_.notify_one();
+#endif
+    }
+
+    // Sleeps until a signal is pending or the deadline passes; returns the
+    // signal, 0 at the deadline.
+    std::uint32_t sleep_until(clock::time_point deadline) noexcept {
+#if defined(__linux__)
+        for (;;) {
+            if (const std::uint32_t s = word_.load(std::memory_order_acquire)) return s;
+            if (clock::now() >= deadline) return 0;
+            // steady_clock is CLOCK_MONOTONIC, the clock FUTEX_WAIT_BITSET's absolute timeout uses.
+            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+            const timespec at{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+            ::syscall(SYS_futex, futex_word(), FUTEX_WAIT_BITSET_PRIVATE, 0u, &at, nullptr, FUTEX_BITSET_MATCH_ANY);
+        }
+#else
+        std::unique_lock l(mu_);
+        cv_.wait_until(l, deadline, [&] { return word_.load(std::memory_order_relaxed) != 0; });
+        return word_.load(std::memory_order_relaxed);
+#endif
+    }
+
+private:
+    std::atomic<std::uint32_t> word_{0};
+#if defined(__linux__)
+    static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
+                  std::atomic<std::uint32_t>::is_always_lock_free);
+    std::uint32_t* futex_word() noexcept { return reinterpret_cast<std::uint32_t*>(&word_); }
+#else
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+#endif
+};
+
+}  // namespace reservoir::detail

@@ -2,7 +2,7 @@
 // line-echo server that the example starts itself on 127.0.0.1, so it runs
 // anywhere. A Driver is a connection type and three functions.
 //
-//   reservoir-example-custom-driver
+//   build/examples/reservoir_example_custom_driver
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -2,7 +2,7 @@
 // role is a concept, so stock policies and your own mix freely. Runs on the
 // mock driver: no server needed.
 //
-//   reservoir-example-custom-policies
+//   build/examples/reservoir_example_custom_policies
 
 #include <cstdint>
 #include <cstdio>

@@ -8,7 +8,7 @@
 // reaction then runs as ordinary code, free to lock, allocate and log, which
 // a handler may not.
 //
-//   reservoir-example-graceful-shutdown [--self-signal]   (sends itself SIGTERM after 1 s)
+//   build/examples/reservoir_example_graceful_shutdown [--self-signal]   (sends itself SIGTERM after 1 s)
 
 #include <signal.h>
 #include <unistd.h>

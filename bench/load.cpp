@@ -173,26 +173,8 @@ Settings parse(int argc, char** argv) {
 // them while the worker writes; on x86-64 these are plain loads and stores.
 class Latencies {
 public:
-    static constexpr unsigned sub_bits = 5;
-    static constexpr unsigned max_bits = 37;  // 2^37 ns = 137 s; longer goes in the last bucket
-    static constexpr std::size_t count = std::size_t{max_bits - sub_bits + 1} << sub_bits;
-
-    static std::size_t index(std::uint64_t ns) noexcept {
-        if (ns < (1u << sub_bits)) return static_cast<std::size_t>(ns);
-        const auto width = static_cast<unsigned>(std::bit_width(ns));
-        if (width > max_bits) return count - 1;
-        const unsigned shift = width - 1 - sub_bits;
-        const std::uint64_t mantissa = (ns >> shift) & ((1u << sub_bits) - 1);
-        return (std::size_t{width - sub_bits} << sub_bits) + static_cast<std::size_t>(mantissa);
-    }
-    // The largest value (ns) that falls in bucket i.
-    static std::uint64_t upper(std::size_t i) noexcept {
-        if (i < (1u << sub_bits)) return i;
-        const unsigned width = static_cast<unsigned>(i >> sub_bits) + sub_bits;
-        const unsigned shift = width - 1 - sub_bits;
-        const std::uint64_t mantissa = (i & ((1u << sub_bits) - 1)) | (1u << sub_bits);
-        return ((mantissa + 1) << shift) - 1;
-    }
+    using Buckets = reservoir::LogLinearBuckets<5, 37>;  // up to 2^37 ns = 137 s
+    static constexpr std::size_t count = Buckets::count;
 
     struct Snapshot {
         std::vector<std::uint64_t> buckets = std::vector<std::uint64_t>(count, 0);
@@ -221,7 +203,7 @@ public:
             std::uint64_t seen = 0;
             for (std::size_t i = 0; i < count; ++i) {
                 seen += buckets[i];
-                if (seen > rank) return static_cast<double>(std::min(upper(i), max_ns)) / 1e6;
+                if (seen > rank) return static_cast<double>(std::min(Buckets::upper(i), max_ns)) / 1e6;
             }
             return static_cast<double>(max_ns) / 1e6;
         }
@@ -232,7 +214,7 @@ public:
     void record(Clock::duration d) noexcept {
         const auto ns = static_cast<std::uint64_t>(std::max<std::int64_t>(
             0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count()));
-        bump(buckets_[index(ns)], 1);
+        bump(buckets_[Buckets::index(ns)], 1);
         bump(n_, 1);
         bump(sum_, ns);
         if (ns > max_.load(std::memory_order_relaxed)) max_.store(ns, std::memory_order_relaxed);
@@ -480,7 +462,7 @@ struct Summary {
             if (dist.buckets[i] == 0) continue;
             seen += dist.buckets[i];
             std::snprintf(buf, sizeof buf, "%s[%.4f, %.6f]", cdf.size() > 1 ? ", " : "",
-                          static_cast<double>(std::min(Latencies::upper(i), dist.max_ns)) / 1e6,
+                          static_cast<double>(std::min(Latencies::Buckets::upper(i), dist.max_ns)) / 1e6,
                           static_cast<double>(seen) / static_cast<double>(dist.n));
             cdf += buf;
         }

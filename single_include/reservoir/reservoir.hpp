@@ -447,10 +447,13 @@ private:
 
 namespace reservoir {
 
-struct HistogramBuckets {
-    static constexpr unsigned sub_bits = 2;  // 4 buckets per power of two
-    static constexpr unsigned max_bits = 40;
-    static constexpr std::size_t count = (max_bits + 1) << sub_bits;
+// Log-linear bucket layout: 2^SubBits buckets per power of two of
+// nanoseconds, values from 0 to 2^MaxBits ns; larger ones go in the last bucket.
+template <unsigned SubBits, unsigned MaxBits>
+struct LogLinearBuckets {
+    static constexpr unsigned sub_bits = SubBits;
+    static constexpr unsigned max_bits = MaxBits;
+    static constexpr std::size_t count = std::size_t{max_bits + 1} << sub_bits;
 
     static std::size_t index(std::uint64_t ns) noexcept {
         if (ns < (1u << sub_bits)) return static_cast<std::size_t>(ns);
@@ -458,7 +461,7 @@ struct HistogramBuckets {
         if (width > max_bits) return count - 1;
         const unsigned shift = width - 1 - sub_bits;
         const std::uint64_t mantissa = (ns >> shift) & ((1u << sub_bits) - 1);
-        return ((width - sub_bits) << sub_bits) + static_cast<std::size_t>(mantissa);
+        return (std::size_t{width - sub_bits} << sub_bits) + static_cast<std::size_t>(mantissa);
     }
 
     // The largest value (ns) that falls in bucket i: its upper bound.
@@ -470,6 +473,9 @@ struct HistogramBuckets {
         return ((mantissa + 1) << shift) - 1;
     }
 };
+
+// The pool's histograms: 4 buckets per power of two, up to 2^40 ns.
+using HistogramBuckets = LogLinearBuckets<2, 40>;
 
 // A plain copy of a histogram, for reading and merging.
 struct HistogramSnapshot {
@@ -959,7 +965,8 @@ inline bool stop_possible() noexcept { return detail::worker_stop_token().stop_p
 // futex. The waker stores the signal, then asks the kernel to wake the word's
 // address and touches nothing else, so the sleeper may vanish at once: a wake
 // on an address nobody sleeps on does nothing, and a stray one is a spurious
-// wake-up, which every futex sleeper tolerates.
+// wake-up, which every futex sleeper tolerates. The sleeper marks the word
+// before it sleeps, so a waker skips the system call when nobody sleeps yet.
 
 #include <atomic>
 #include <chrono>
@@ -987,7 +994,7 @@ public:
 #if !defined(__linux__)
         std::lock_guard g(mu_);
 #endif
-        return word_.load(std::memory_order_acquire);
+        return word_.load(std::memory_order_acquire) & ~sleeping;
     }
 
     void clear() noexcept {
@@ -1000,8 +1007,8 @@ public:
     // Stores a non-zero signal and wakes the sleeper: the waker's last access.
     void wake(std::uint32_t signal) noexcept {
 #if defined(__linux__)
-        word_.store(signal, std::memory_order_release);
-        ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+        if (word_.exchange(signal, std::memory_order_acq_rel) == sleeping)
+            ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 #else
         std::lock_guard g(mu_);
         word_.store(signal, std::memory_order_release);
@@ -1014,12 +1021,16 @@ public:
     std::uint32_t sleep_until(clock::time_point deadline) noexcept {
 #if defined(__linux__)
         for (;;) {
-            if (const std::uint32_t s = word_.load(std::memory_order_acquire)) return s;
+            std::uint32_t s = word_.load(std::memory_order_acquire);
+            if (s != 0) return s;
             if (clock::now() >= deadline) return 0;
+            if (!word_.compare_exchange_strong(s, sleeping, std::memory_order_acquire)) return s;
             // steady_clock is CLOCK_MONOTONIC, the clock FUTEX_WAIT_BITSET's absolute timeout uses.
             const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
             const timespec at{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
-            ::syscall(SYS_futex, futex_word(), FUTEX_WAIT_BITSET_PRIVATE, 0u, &at, nullptr, FUTEX_BITSET_MATCH_ANY);
+            ::syscall(SYS_futex, futex_word(), FUTEX_WAIT_BITSET_PRIVATE, sleeping, &at, nullptr, FUTEX_BITSET_MATCH_ANY);
+            s = sleeping;  // woken, timed out or spurious: take the mark back unless a signal replaced it
+            if (!word_.compare_exchange_strong(s, 0, std::memory_order_acquire)) return s;
         }
 #else
         std::unique_lock l(mu_);
@@ -1029,6 +1040,7 @@ public:
     }
 
 private:
+    static constexpr std::uint32_t sleeping = 1u << 31;  // the sleeper is (about to be) in the kernel
     std::atomic<std::uint32_t> word_{0};
 #if defined(__linux__)
     static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&

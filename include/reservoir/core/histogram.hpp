@@ -12,10 +12,13 @@
 
 namespace reservoir {
 
-struct HistogramBuckets {
-    static constexpr unsigned sub_bits = 2;  // 4 buckets per power of two
-    static constexpr unsigned max_bits = 40;
-    static constexpr std::size_t count = (max_bits + 1) << sub_bits;
+// Log-linear bucket layout: 2^SubBits buckets per power of two of
+// nanoseconds, values from 0 to 2^MaxBits ns; larger ones go in the last bucket.
+template <unsigned SubBits, unsigned MaxBits>
+struct LogLinearBuckets {
+    static constexpr unsigned sub_bits = SubBits;
+    static constexpr unsigned max_bits = MaxBits;
+    static constexpr std::size_t count = std::size_t{max_bits + 1} << sub_bits;
 
     static std::size_t index(std::uint64_t ns) noexcept {
         if (ns < (1u << sub_bits)) return static_cast<std::size_t>(ns);
@@ -23,7 +26,7 @@ struct HistogramBuckets {
         if (width > max_bits) return count - 1;
         const unsigned shift = width - 1 - sub_bits;
         const std::uint64_t mantissa = (ns >> shift) & ((1u << sub_bits) - 1);
-        return ((width - sub_bits) << sub_bits) + static_cast<std::size_t>(mantissa);
+        return (std::size_t{width - sub_bits} << sub_bits) + static_cast<std::size_t>(mantissa);
     }
 
     // The largest value (ns) that falls in bucket i: its upper bound.
@@ -35,6 +38,9 @@ struct HistogramBuckets {
         return ((mantissa + 1) << shift) - 1;
     }
 };
+
+// The pool's histograms: 4 buckets per power of two, up to 2^40 ns.
+using HistogramBuckets = LogLinearBuckets<2, 40>;
 
 // A plain copy of a histogram, for reading and merging.
 struct HistogramSnapshot {

@@ -10,7 +10,8 @@
 // futex. The waker stores the signal, then asks the kernel to wake the word's
 // address and touches nothing else, so the sleeper may vanish at once: a wake
 // on an address nobody sleeps on does nothing, and a stray one is a spurious
-// wake-up, which every futex sleeper tolerates.
+// wake-up, which every futex sleeper tolerates. The sleeper marks the word
+// before it sleeps, so a waker skips the system call when nobody sleeps yet.
 
 #include <atomic>
 #include <chrono>
@@ -38,7 +39,7 @@ public:
 #if !defined(__linux__)
         std::lock_guard g(mu_);
 #endif
-        return word_.load(std::memory_order_acquire);
+        return word_.load(std::memory_order_acquire) & ~sleeping;
     }
 
     void clear() noexcept {
@@ -51,8 +52,8 @@ public:
     // Stores a non-zero signal and wakes the sleeper: the waker's last access.
     void wake(std::uint32_t signal) noexcept {
 #if defined(__linux__)
-        word_.store(signal, std::memory_order_release);
-        ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+        if (word_.exchange(signal, std::memory_order_acq_rel) == sleeping)
+            ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 #else
         std::lock_guard g(mu_);
         word_.store(signal, std::memory_order_release);
@@ -65,12 +66,16 @@ public:
     std::uint32_t sleep_until(clock::time_point deadline) noexcept {
 #if defined(__linux__)
         for (;;) {
-            if (const std::uint32_t s = word_.load(std::memory_order_acquire)) return s;
+            std::uint32_t s = word_.load(std::memory_order_acquire);
+            if (s != 0) return s;
             if (clock::now() >= deadline) return 0;
+            if (!word_.compare_exchange_strong(s, sleeping, std::memory_order_acquire)) return s;
             // steady_clock is CLOCK_MONOTONIC, the clock FUTEX_WAIT_BITSET's absolute timeout uses.
             const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
             const timespec at{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
-            ::syscall(SYS_futex, futex_word(), FUTEX_WAIT_BITSET_PRIVATE, 0u, &at, nullptr, FUTEX_BITSET_MATCH_ANY);
+            ::syscall(SYS_futex, futex_word(), FUTEX_WAIT_BITSET_PRIVATE, sleeping, &at, nullptr, FUTEX_BITSET_MATCH_ANY);
+            s = sleeping;  // woken, timed out or spurious: take the mark back unless a signal replaced it
+            if (!word_.compare_exchange_strong(s, 0, std::memory_order_acquire)) return s;
         }
 #else
         std::unique_lock l(mu_);
@@ -80,6 +85,7 @@ public:
     }
 
 private:
+    static constexpr std::uint32_t sleeping = 1u << 31;  // the sleeper is (about to be) in the kernel
     std::atomic<std::uint32_t> word_{0};
 #if defined(__linux__)
     static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&

@@ -27,11 +27,8 @@ int main() try {
             const auto bucket = row.get<std::optional<int>>("bucket");
             std::printf("id=%lld name=%s bucket=%d\n", static_cast<long long>(id), name.c_str(), bucket.value_or(0));
         }
-        std::printf("server %d\n", lease->query("SELECT current_setting('server_version_num')::int").scalar<int>());
     }  // the lease goes back to the pool here, rolled back and reset if it was left dirty
-    const auto s = pool.stats();
-    std::printf("pool: total=%zu idle=%zu acquires=%llu\n", s.total, s.idle,
-                static_cast<unsigned long long>(s.acquires));
+    std::printf("pool: total=%zu idle=%zu\n", pool.stats().total, pool.stats().idle);
     pool.shutdown(std::chrono::seconds(5));
     return 0;
 } catch (const std::exception& e) {

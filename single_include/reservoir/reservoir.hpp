@@ -1196,7 +1196,9 @@ public:
           options_(std::move(options)),
           nslots_(validated_max_size()),
           slots_(std::make_unique<SlotT[]>(nslots_)),
-          random_(reinterpret_cast<std::uintptr_t>(this)) {
+          // Jitter must differ between pools and processes started together.
+          random_(reinterpret_cast<std::uintptr_t>(this) ^
+                  static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) {
         resets_.reserve(nslots_);  // so that queueing a reset never allocates
         next_housekeeping_ = clock_.now();
         if (options_.background_threads) start_workers();

@@ -16,6 +16,7 @@
 #include "core/options.hpp"
 #include "core/policies.hpp"
 #include "core/pool.hpp"
+#include "core/router.hpp"
 #include "core/signals.hpp"
 #include "core/stats.hpp"
 #include "core/stop.hpp"

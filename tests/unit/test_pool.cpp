@@ -580,6 +580,25 @@ TEST_CASE("the breaker opens after consecutive connect failures, fails fast, pro
     CHECK(pool->acquire()->alive());
 }
 
+TEST_CASE("a pool with min_size 0 probes after the cooldown when asked, and serves again", "[health][breaker]") {
+    Rig rig({.min_size = 0, .max_size = 1, .retry_initial = 1ms, .retry_max = 1ms, .breaker_threshold = 2,
+             .breaker_cooldown = 20ms});
+    rig.server->fail_next_connects(2);
+    CHECK_THROWS_AS(rig.pool->acquire(5s), reservoir::PoolUnavailable);  // two failures trip it
+    CHECK(rig.pool->stats().breaker_trips == 1);
+    // No connection stays open to keep it dialing: only acquirers can ask for
+    // the probe. Fail fast during the cooldown; then one acquire is served.
+    CHECK(test::eventually([&] {
+        try {
+            return rig.pool->acquire(5s)->alive();
+        } catch (const reservoir::PoolUnavailable&) {
+            return false;
+        }
+    }));
+    CHECK(rig.pool->stats().breaker == reservoir::BreakerState::closed);
+    CHECK(rig.server->connect_attempts() == 3);
+}
+
 TEST_CASE("while the breaker is open, open connections keep serving", "[health][breaker]") {
     test::ManualRig rig;
     auto pool = rig.make({.min_size = 2, .max_size = 2, .retry_initial = 10ms, .retry_max = 10ms,

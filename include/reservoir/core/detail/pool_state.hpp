@@ -566,9 +566,12 @@ private:
     }
 
     // The breaker is not closed and no connection can serve: fail at once
-    // rather than queue behind connects that are not being made.
+    // rather than queue behind connects that are not being made. Once the
+    // cooldown is over and no probe is in flight, an acquirer queues: its
+    // wait asks for the probe (a pool with min_size 0 has no other reason to dial).
     bool failing_fast_locked() const noexcept {
-        return breaker_ != BreakerState::closed && live_ == 0;
+        return breaker_ != BreakerState::closed && live_ == 0 &&
+               (clock_.now() < breaker_until_ || connecting_ > 0);
     }
 
     PoolUnavailable unavailable_error_locked() const {

@@ -4,13 +4,16 @@
 // spends per query (CPU, context switches).
 //
 //   reservoir-load [--url URL] [--workers N] [--pool N] [--seconds S] [--warmup S]
-//                  [--query point|sleep|SQL] [--mode pool|connect|shared] [--json FILE]
-//                  [--quiet] [--handoff-after MS]
+//                  [--query point|sleep|SQL] [--mode pool|connect|shared|pipeline]
+//                  [--batch N] [--json FILE] [--quiet] [--handoff-after MS]
 //
 // Modes, the same workers each time:
 //   pool     one reservoir PgPool of --pool connections, shared by every worker
 //   connect  a new libpq connection per query, closed after it (an anti-pattern)
 //   shared   one connection behind a std::mutex (the other anti-pattern)
+//   pipeline the pool, each lease running --batch statements (default 100)
+//            in libpq's pipeline mode (pg::pipeline): one round trip a batch.
+//            Queries count statements; a latency is a whole batch's.
 // Queries:
 //   point    SELECT name FROM reservoir_load_items WHERE id = $1, on a seeded
 //            table of 10,000 rows, a random id per query
@@ -67,16 +70,19 @@ namespace {
 
 namespace pg = reservoir::pg;
 
-enum class Mode { pool, connect, shared };
+enum class Mode { pool, connect, shared, pipeline };
 
 constexpr const char* mode_name(Mode m) {
     switch (m) {
         case Mode::pool: return "pool";
         case Mode::connect: return "connect";
         case Mode::shared: return "shared";
+        case Mode::pipeline: return "pipeline";
     }
     return "?";
 }
+
+constexpr bool uses_pool(Mode m) { return m == Mode::pool || m == Mode::pipeline; }
 
 constexpr int table_rows = 10000;
 constexpr const char* point_sql = "SELECT name FROM reservoir_load_items WHERE id = $1";
@@ -98,6 +104,7 @@ struct Settings {
     double warmup = 1;
     std::string query = "point";
     Mode mode = Mode::pool;
+    int batch = 100;  // statements per lease in pipeline mode
     std::string json;
     bool quiet = false;  // no progress line and no readable summary
     std::optional<std::chrono::milliseconds> handoff_after;  // the pool's option; unset = its default
@@ -107,8 +114,8 @@ struct Settings {
     std::fprintf(stderr,
                  "reservoir-load: %s\n"
                  "usage: reservoir-load [--url URL] [--admin-url URL] [--workers N] [--pool N] [--seconds S]\n"
-                 "                      [--warmup S] [--query point|sleep|SQL] [--mode pool|connect|shared]\n"
-                 "                      [--json FILE] [--quiet] [--handoff-after MS]\n",
+                 "                      [--warmup S] [--query point|sleep|SQL] [--mode pool|connect|shared|pipeline]\n"
+                 "                      [--batch N] [--json FILE] [--quiet] [--handoff-after MS]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -151,6 +158,7 @@ Settings parse(int argc, char** argv) {
         else if (flag == "--seconds") s.seconds = number(flag, value, 0.1, 86400);
         else if (flag == "--warmup") s.warmup = number(flag, value, 0, 3600);
         else if (flag == "--query") s.query = value;
+        else if (flag == "--batch") s.batch = static_cast<int>(number(flag, value, 1, 10000));
         else if (flag == "--json") s.json = value;
         else if (flag == "--handoff-after")
             s.handoff_after = std::chrono::milliseconds(static_cast<long long>(number(flag, value, 0, 60000)));
@@ -158,7 +166,8 @@ Settings parse(int argc, char** argv) {
             if (value == "pool") s.mode = Mode::pool;
             else if (value == "connect") s.mode = Mode::connect;
             else if (value == "shared") s.mode = Mode::shared;
-            else usage("--mode must be pool, connect or shared");
+            else if (value == "pipeline") s.mode = Mode::pipeline;
+            else usage("--mode must be pool, connect, shared or pipeline");
         } else {
             usage("unknown flag " + flag);
         }
@@ -358,14 +367,31 @@ public:
 
     void run(pg::Connection& c, std::minstd_rand& rng) const {
         if (kind_ == Kind::point) {
-            const int id = static_cast<int>(rng() % table_rows) + 1;
+            const int id = random_id(rng);
             if (c.query_for(query_timeout, sql_, id).rows() != 1) throw std::runtime_error("no row for id " + std::to_string(id));
         } else {
             c.query_for(query_timeout, sql_);
         }
     }
 
+    // `n` statements in one pipeline (one sync: all or nothing).
+    void run_batch(pg::Connection& c, std::minstd_rand& rng, int n) const {
+        const auto results = pg::pipeline_until(c, Clock::now() + query_timeout, [&](pg::Pipeline& p) {
+            for (int i = 0; i < n; ++i) {
+                if (kind_ == Kind::point) p.query(sql_, random_id(rng));
+                else p.query(sql_);
+            }
+        });
+        if (results.size() != static_cast<std::size_t>(n))
+            throw std::runtime_error("a pipeline of " + std::to_string(n) + " returned " + std::to_string(results.size()));
+        if (kind_ == Kind::point)
+            for (const auto& r : results)
+                if (r.rows() != 1) throw std::runtime_error("a point select in a pipeline found no row");
+    }
+
 private:
+    static int random_id(std::minstd_rand& rng) { return static_cast<int>(rng() % table_rows) + 1; }
+
     enum class Kind { point, sleep, custom };
     Kind kind_;
     std::string sql_;
@@ -393,6 +419,7 @@ struct Summary {
     std::string mode, query, sql;
     int workers = 0;
     std::size_t pool = 0;
+    std::uint64_t batch = 1;  // statements per latency recorded (pipeline mode)
     double seconds = 0, warmup = 0;
     std::uint64_t queries = 0, errors = 0;
     double qps = 0, p50 = 0, p95 = 0, p99 = 0, max = 0, mean = 0;
@@ -405,10 +432,11 @@ struct Summary {
     std::string line() const {
         char buf[1024];
         std::snprintf(buf, sizeof buf,
-                      "mode=%s query=%s workers=%d pool=%zu seconds=%.3f queries=%llu qps=%.1f p50_ms=%.3f "
+                      "mode=%s query=%s workers=%d pool=%zu batch=%llu seconds=%.3f queries=%llu qps=%.1f p50_ms=%.3f "
                       "p95_ms=%.3f p99_ms=%.3f max_ms=%.3f errors=%llu peak_server_connections=%lld "
                       "client_cpu_us_per_query=%.2f peak_rss_kb=%ld context_switches_per_query=%.3f",
-                      mode.c_str(), query.c_str(), workers, pool, seconds, static_cast<unsigned long long>(queries),
+                      mode.c_str(), query.c_str(), workers, pool, static_cast<unsigned long long>(batch), seconds,
+                      static_cast<unsigned long long>(queries),
                       qps, p50, p95, p99, max, static_cast<unsigned long long>(errors), static_cast<long long>(peak),
                       cpu_us_per_query, peak_rss_kb, switches_per_query);
         return buf;
@@ -429,6 +457,7 @@ struct Summary {
         field("sql", "\"" + json_escape(sql) + "\"");
         field("workers", std::to_string(workers));
         field("pool", std::to_string(pool));
+        field("batch", std::to_string(batch));
         field("seconds", num(seconds));
         field("warmup", num(warmup));
         field("queries", std::to_string(queries));
@@ -500,7 +529,7 @@ int run(const Settings& settings) {
     std::unique_ptr<reservoir::PgPool> pool;
     std::unique_ptr<pg::Connection> shared;
     std::mutex shared_mutex;
-    if (settings.mode == Mode::pool) {
+    if (uses_pool(settings.mode)) {
         pool = std::make_unique<reservoir::PgPool>(config);
         const auto deadline = Clock::now() + connect_timeout;
         while (pool->stats().idle < settings.pool && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
@@ -516,6 +545,8 @@ int run(const Settings& settings) {
         if (shown.fetch_add(1) < 5) std::fprintf(stderr, "\nreservoir-load: error: %s\n", e.what());
     };
 
+    // Statements per loop iteration (and per latency recorded).
+    const std::uint64_t per_iteration = settings.mode == Mode::pipeline ? static_cast<std::uint64_t>(settings.batch) : 1;
     const auto worker = [&](int w) {
         WorkerState& me = state[static_cast<std::size_t>(w)];
         std::minstd_rand rng(static_cast<unsigned>(w) + 1);
@@ -546,9 +577,15 @@ int run(const Settings& settings) {
                         end = Clock::now();
                         break;
                     }
+                    case Mode::pipeline: {
+                        auto lease = pool->acquire();
+                        work.run_batch(*lease, rng, settings.batch);
+                        end = Clock::now();
+                        break;
+                    }
                 }
                 if (phase.load(std::memory_order_relaxed) == measuring) me.latency.record(end - start);
-                me.done.store(me.done.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+                me.done.store(me.done.load(std::memory_order_relaxed) + per_iteration, std::memory_order_relaxed);
             } catch (const std::exception& e) {
                 note_error(me, e);
                 // A failing server must not turn the loop into a busy spin.
@@ -565,7 +602,7 @@ int run(const Settings& settings) {
     if (!settings.quiet)
         std::fprintf(stderr, "%d workers, mode %s, query %s, %s%.0f s (+%.0f s warm-up) against %s\n",
                      settings.workers, mode_name(settings.mode), work.name(),
-                     settings.mode == Mode::pool ? ("pool of " + std::to_string(settings.pool) + ", ").c_str() : "",
+                     uses_pool(settings.mode) ? ("pool of " + std::to_string(settings.pool) + ", ").c_str() : "",
                      settings.seconds, settings.warmup, config.redacted_url().c_str());
 
     const auto total = [&](auto member) {
@@ -654,18 +691,19 @@ int run(const Settings& settings) {
     s.sql = work.sql();
     s.workers = settings.workers;
     // The most connections the client may hold: the pool's max, one, or no bound (0).
-    s.pool = settings.mode == Mode::pool ? settings.pool : settings.mode == Mode::shared ? 1 : 0;
+    s.pool = uses_pool(settings.mode) ? settings.pool : settings.mode == Mode::shared ? 1 : 0;
+    s.batch = per_iteration;
     s.seconds = std::chrono::duration<double>(measured_to - measured_from).count();
     s.warmup = settings.warmup;
-    s.queries = dist.n;
+    s.queries = dist.n * per_iteration;
     s.errors = total(&WorkerState::errors);
-    s.qps = static_cast<double>(dist.n) / s.seconds;
+    s.qps = static_cast<double>(s.queries) / s.seconds;
     s.p50 = dist.quantile_ms(0.50);
     s.p95 = dist.quantile_ms(0.95);
     s.p99 = dist.quantile_ms(0.99);
     s.max = dist.max_ms();
     s.mean = dist.mean_ms();
-    const double per = dist.n ? 1.0 / static_cast<double>(dist.n) : 0;
+    const double per = s.queries ? 1.0 / static_cast<double>(s.queries) : 0;
     s.cpu_us_per_query = (usage_end.cpu_us - usage_start.cpu_us) * per;
     s.switches_per_query = static_cast<double>(usage_end.switches - usage_start.switches) * per;
 
@@ -686,7 +724,7 @@ int run(const Settings& settings) {
         std::fprintf(stderr, "latency      p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms\n", s.p50, s.p95, s.p99,
                      s.max);
         std::fprintf(stderr, "errors       %llu\n", static_cast<unsigned long long>(s.errors));
-        if (settings.mode == Mode::pool)
+        if (uses_pool(settings.mode))
             std::fprintf(stderr, "server       peak %lld connections from this process in pg_stat_activity (max %zu)\n",
                          static_cast<long long>(s.peak), settings.pool);
         else
@@ -719,7 +757,7 @@ int run(const Settings& settings) {
     if (s.errors > 0) fail("some queries failed");
     if (s.queries == 0) fail("no query completed in the measured window");
     if (s.peak < 0) fail("the server watch failed, so the connection bound was not observed");
-    if (settings.mode == Mode::pool && s.peak > static_cast<std::int64_t>(settings.pool))
+    if (uses_pool(settings.mode) && s.peak > static_cast<std::int64_t>(settings.pool))
         fail("the server saw more connections than the pool's max");
     if (!drained) fail("the pool did not shut down cleanly");
     return ok ? 0 : 1;

@@ -119,12 +119,12 @@ public:
         CloseReason why = CloseReason::discarded;
         if (!discard) {
             action = context_.on_release(*s.conn);
+            // No local check here: every borrow makes one (checkout), so a
+            // connection that broke while lent is closed before anyone gets it,
+            // and the common case saves a system call per lease.
             if (action != ReleaseAction::discard && health_.retire(s.info(), now)) {
                 action = ReleaseAction::discard;
                 why = CloseReason::lifetime;
-            } else if (action == ReleaseAction::reuse && !driver_.is_usable(*s.conn)) {
-                action = ReleaseAction::discard;
-                why = CloseReason::broken;
             }
         }
         if (action == ReleaseAction::reuse) {

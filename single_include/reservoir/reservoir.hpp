@@ -4088,9 +4088,12 @@ using MockPool = Pool<mock::Driver>;
 // ---- reservoir/pg/connection.hpp
 // pg::Connection: one libpq connection, move-only, owning its PGconn. Every
 // statement honours a client-side deadline: the socket is non-blocking and
-// waited on with poll(); at the deadline the statement is cancelled on the
-// server and its result drained, so the connection stays usable, and a
-// QueryError with SQLSTATE 57014 is thrown.
+// waited on with poll(). At the deadline the statement is cancelled on the
+// server (by a sender that never blocks the caller: detail/cancel.hpp) and its
+// result drained; a QueryError with SQLSTATE 57014 is thrown at the latest a
+// short grace (cancel_grace) after the deadline. The connection stays usable
+// when the server confirmed the cancel and the statement ended within the
+// grace, and is to be closed otherwise (a blackholed network, say).
 //
 // Not thread-safe: one thread at a time, like the Lease that lends it.
 
@@ -4103,10 +4106,125 @@ using MockPool = Pool<mock::Driver>;
 #include <string_view>
 #include <utility>
 
+// ---- reservoir/pg/detail/cancel.hpp
+// Cancelling a running statement without blocking the caller. libpq 15's
+// PQcancel is blocking: it opens a second connection and waits until the
+// server closes it, with no timeout, so on a network that accepts and then
+// forwards nothing it blocks until traffic resumes. libpq 15 has no
+// non-blocking cancel (PQcancelStart came in 17), and the cancel key it would
+// need to send the request itself is private. So each request runs PQcancel
+// on a detached thread of its own, and the caller only waits for it as long
+// as its own deadline allows.
+//
+// Detaching is safe: a sender holds only its PGcancel copy (PQgetCancel; no
+// PGconn, which the caller may close meanwhile), a shared state that it
+// co-owns, and a process-wide counter with static storage and a trivial
+// destructor. PQcancel itself touches no libpq global state (libpq documents
+// it as safe from another thread, even from a signal handler) and never uses
+// SSL, so a sender still blocked at exit holds only its own memory and socket,
+// and the exit ends it. It does not stay blocked for ever on a real outage:
+// PQcancel applies the connection's keepalives and tcp_user_timeout.
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <thread>
+
+
+namespace reservoir::pg::detail {
+
+// Senders in flight in the process, at most max_cancels_in_flight: each blocked
+// one is a thread and a socket. Past that, no cancel is sent (the statement is
+// then given up with its connection), which only happens when that many
+// cancels are already stuck on an unreachable network.
+inline constexpr int max_cancels_in_flight = 64;
+inline std::atomic<int> cancels_in_flight{0};
+
+// The cancel requests of one timed-out statement, one at a time.
+class CancelSender {
+public:
+    CancelSender() = default;
+    CancelSender(const CancelSender&) = delete;
+    CancelSender& operator=(const CancelSender&) = delete;
+
+    // Starts a cancel request for the statement running on `c`. False when
+    // none could be started (no cancel key, out of memory or threads, or too
+    // many in flight); never blocks.
+    bool start(PGconn* c) noexcept {
+        if (busy()) return false;
+        if (cancels_in_flight.fetch_add(1) >= max_cancels_in_flight) {
+            cancels_in_flight.fetch_sub(1);
+            return false;
+        }
+        PGcancel* cancel = PQgetCancel(c);
+        try {
+            if (!cancel) throw std::bad_alloc();
+            auto state = std::make_shared<State>();
+            std::thread([cancel, state]() mutable {
+                char error[256];
+                PQcancel(cancel, error, sizeof error);
+                PQfreeCancel(cancel);
+                {
+                    const std::lock_guard lock(state->mutex);
+                    state->done = true;
+                }
+                state->done_cv.notify_all();
+                state.reset();
+                cancels_in_flight.fetch_sub(1);  // last: once it is 0, no sender runs any of our code
+            }).detach();
+            state_ = std::move(state);
+            return true;
+        } catch (...) {
+            if (cancel) PQfreeCancel(cancel);
+            cancels_in_flight.fetch_sub(1);
+            return false;
+        }
+    }
+
+    // A request is in flight: the server has not yet confirmed it (by closing
+    // the cancel connection). A statement that ends meanwhile must not be
+    // followed by another on the same session, which the late cancel could hit.
+    bool busy() const noexcept {
+        if (!state_) return false;
+        const std::lock_guard lock(state_->mutex);
+        return !state_->done;
+    }
+
+    // Waits until no request is in flight; false at the deadline (or, on a
+    // pool's worker, once the pool is being destroyed).
+    bool wait(time_point deadline) const noexcept {
+        if (!state_) return true;
+        std::unique_lock lock(state_->mutex);
+        // In slices, so that a pool's worker sees a stop request.
+        while (!state_->done) {
+            const time_point now = std::chrono::steady_clock::now();
+            if (now >= deadline || stop_requested()) return false;
+            state_->done_cv.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(20)));
+        }
+        return true;
+    }
+
+private:
+    struct State {
+        std::mutex mutex;
+        std::condition_variable done_cv;
+        bool done = false;
+    };
+    std::shared_ptr<State> state_;
+};
+
+}  // namespace reservoir::pg::detail
 // ---- reservoir/pg/detail/wait.hpp
 // Waiting on a libpq socket with poll() against a steady-clock deadline, so
 // that no call blocks its thread past the deadline it was given.
 
+#include <libpq-fe.h>
 #include <poll.h>
 
 #include <cerrno>
@@ -4153,6 +4271,10 @@ inline short wait_socket(int fd, short events, time_point deadline) noexcept {
         // EINTR, or poll() woke within the last rounding millisecond: check again.
     }
 }
+
+// A notice receiver that drops server notices, so that libpq's default one
+// does not print them on stderr.
+inline void drop_notice(void*, const PGresult*) noexcept {}
 
 inline bool readable_now(int fd) noexcept {
     pollfd p{fd, POLLIN, 0};
@@ -4993,7 +5115,7 @@ public:
                         std::shared_ptr<QueryMetrics> metrics = nullptr) noexcept
         : conn_(adopted), metrics_(std::move(metrics)), session_reset_(session_reset) {
         if (!conn_) return;
-        PQsetNoticeReceiver(conn_.get(), [](void*, const PGresult*) {}, nullptr);
+        PQsetNoticeReceiver(conn_.get(), detail::drop_notice, nullptr);
         if (PQsetnonblocking(conn_.get(), 1) != 0) evict_ = true;
     }
     Connection(Connection&&) noexcept = default;
@@ -5026,6 +5148,22 @@ public:
     // The deadline of query() and execute(); zero (the default) means none.
     void set_query_timeout(duration timeout) noexcept { query_timeout_ = timeout; }
     duration query_timeout() const noexcept { return query_timeout_; }
+
+    // How long past its deadline a timed-out statement may take to confirm
+    // its cancel and end, before its connection is given up instead: 5% of
+    // its timeout, so that it fails well within deadline + 10%, kept within
+    // 50 ms..1 s. The floor: a cancel costs a second TCP connection, a fork
+    // by the postmaster and a signal (12-25 ms on a loopback of a lightly
+    // loaded two-core machine, up to 100 ms under heavy load); with less,
+    // healthy connections would be closed and reopened, which costs more than
+    // the wait. So a timeout under 500 ms gets more than 10%. The ceiling: a
+    // server that has not confirmed a cancel within a second is of no use to
+    // the caller.
+    static constexpr duration cancel_grace_min = std::chrono::milliseconds(50);
+    static constexpr duration cancel_grace_max = std::chrono::seconds(1);
+    static constexpr duration cancel_grace(duration timeout) noexcept {
+        return std::clamp<duration>(timeout / 20, cancel_grace_min, cancel_grace_max);
+    }
 
     // True once the session must not be reused although it may still answer:
     // the connection broke, a timed-out statement could not be drained, or
@@ -5087,20 +5225,16 @@ private:
         cancel,   // cancel on the server and drain, keeping the connection
         abandon,  // leave it to be closed (pings and resets, whose caller closes it)
     };
-    // How long a cancelled statement may take to report back before the
-    // connection is given up instead.
-    static constexpr duration cancel_grace = std::chrono::seconds(2);
-
     template <class Send>
     Result run(time_point deadline, OnTimeout on_timeout, std::string_view sql, Send send) {
         const time_point start = std::chrono::steady_clock::now();
         PGconn* c = ready_connection();
         session_.note_sql(sql);
         if (!send(c)) throw_failure(c, nullptr);
-        if (!flush(c, deadline)) timed_out(start, on_timeout);
+        if (!flush(c, deadline)) timed_out(start, deadline, on_timeout);
         detail::ResultPtr last, error;
         for (;;) {
-            if (!await_result(c, deadline)) timed_out(start, on_timeout);
+            if (!await_result(c, deadline)) timed_out(start, deadline, on_timeout);
             detail::ResultPtr r(PQgetResult(c));
             if (!r) break;
             const ExecStatusType status = PQresultStatus(r.get());
@@ -5158,44 +5292,36 @@ private:
         return true;
     }
 
-    [[noreturn]] void timed_out(time_point start, OnTimeout on_timeout) {
-        const duration waited = std::chrono::steady_clock::now() - start;
-        const bool kept = on_timeout == OnTimeout::cancel &&
-                          cancel_and_drain(std::chrono::steady_clock::now() + cancel_grace);
+    [[noreturn]] void timed_out(time_point start, time_point deadline, OnTimeout on_timeout) {
+        const time_point now = std::chrono::steady_clock::now();
+        const bool kept = on_timeout == OnTimeout::cancel && cancel_and_drain(now + cancel_grace(deadline - start));
         if (!kept) evict_ = true;
-        throw QueryError("reservoir: query timed out after " + detail::ms_text(waited) +
-                             " (client-side deadline); it was cancelled on the server" +
-                             (kept ? "" : ", which did not confirm in time: the connection will be closed"),
+        throw QueryError("reservoir: query timed out after " + detail::ms_text(now - start) +
+                             " (client-side deadline); " +
+                             (kept ? "it was cancelled on the server"
+                                   : "the server did not confirm its cancel in time: the connection will be closed"),
                          std::string(sqlstate::query_canceled));
     }
 
     // Cancels the running statement, if any, and reads its results to the
-    // end. True when the connection is idle and usable again. A backend drops
-    // a cancel that arrives before it has read the statement, so while the
-    // statement still runs the cancel is sent again, at growing intervals.
+    // end, returning by the deadline whatever the network does. True when the
+    // connection is idle and no cancel of ours is still on its way (a late one
+    // could hit the next statement). A backend drops a cancel that arrives
+    // before it has read the statement, so while the statement still runs the
+    // cancel is sent again, at growing intervals, once the last one is confirmed.
     bool cancel_and_drain(time_point deadline) noexcept {
         PGconn* c = conn_.get();
         const auto running = [c] {
             return c && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_ACTIVE;
         };
+        detail::CancelSender cancel;
         for (duration wait = std::chrono::milliseconds(20); running(); wait *= 2) {
             const time_point now = std::chrono::steady_clock::now();
-            if (now >= deadline) return false;
-            send_cancel(c);
+            if (now >= deadline || stop_requested()) return false;
+            cancel.start(c);  // does nothing while the last request is unconfirmed
             drain(c, std::min(deadline, now + wait));
         }
-        return c && PQstatus(c) == CONNECTION_OK;
-    }
-
-    // PQcancel opens a second connection and returns once the server has
-    // signalled the backend: brief on a reachable server, but blocking
-    // (libpq 15 has no non-blocking cancel; PQcancelPoll came in 17).
-    static void send_cancel(PGconn* c) noexcept {
-        if (PGcancel* cancel = PQgetCancel(c)) {
-            char error[256];
-            PQcancel(cancel, error, sizeof error);
-            PQfreeCancel(cancel);
-        }
+        return c && PQstatus(c) == CONNECTION_OK && cancel.wait(deadline);
     }
 
     // Reads and drops results until the statement is over (or in COPY, which
@@ -5374,6 +5500,11 @@ public:
         detail::ConnPtr conn(PQconnectStartParams(keys.data(), values.data(), 0));
         if (!conn) throw ConnectError("reservoir: connect to " + target_ + " failed: out of memory");
         PGconn* c = conn.get();
+        // Before the first poll: the server may send notices while it starts
+        // the session (a WARNING for a bad per-role setting, say), which
+        // libpq's default receiver would print on stderr. Errors that fail the
+        // connect come through PQerrorMessage either way.
+        PQsetNoticeReceiver(c, detail::drop_notice, nullptr);
         // Before the first PQconnectPoll, behave as if it asked to write.
         PostgresPollingStatusType step = PGRES_POLLING_WRITING;
         while (PQstatus(c) != CONNECTION_BAD && step != PGRES_POLLING_OK && step != PGRES_POLLING_FAILED) {

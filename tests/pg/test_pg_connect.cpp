@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "pg_test_support.hpp"
 
@@ -53,6 +55,44 @@ std::string connect_error(const pg::Config& cfg, reservoir::duration timeout = 5
     FAIL("connect succeeded");
     return {};
 }
+
+// Captures what is written to file descriptor 2 (stderr) while it lives.
+class StderrCapture {
+public:
+    StderrCapture() : file_(std::tmpfile()), saved_(::dup(2)) {
+        REQUIRE(file_);
+        REQUIRE(saved_ >= 0);
+        std::fflush(stderr);
+        REQUIRE(::dup2(::fileno(file_), 2) >= 0);
+    }
+    ~StderrCapture() {
+        restore();
+        std::fclose(file_);
+    }
+    StderrCapture(const StderrCapture&) = delete;
+    StderrCapture& operator=(const StderrCapture&) = delete;
+
+    // Stops capturing and returns what was written.
+    std::string text() {
+        restore();
+        std::string out;
+        std::rewind(file_);
+        char buffer[4096];
+        for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, file_)) > 0;) out.append(buffer, n);
+        return out;
+    }
+
+private:
+    void restore() {
+        if (saved_ < 0) return;
+        std::fflush(stderr);
+        ::dup2(saved_, 2);
+        ::close(saved_);
+        saved_ = -1;
+    }
+    std::FILE* file_;
+    int saved_;
+};
 
 }  // namespace
 
@@ -181,4 +221,73 @@ TEST_CASE("multi-host strings and target_session_attrs pass through to libpq", "
     auto c = pg::Driver(cfg).connect(Clock::now() + 10s);  // the first host refuses; the second is a primary
     CHECK(c.query("SELECT 1").scalar<int>() == 1);
     CHECK(std::string(PQport(c.native_handle())) != dead_port);
+}
+
+TEST_CASE("notices the server sends while it starts a session never reach stderr", "[pg]") {
+    // A per-role setting that is invalid at login makes the server send a
+    // WARNING after authentication, before the session is ready.
+    struct LoginRole {
+        std::string name = unique_name("reservoir_notice");
+        std::string password = "pw-" + unique_name("x");
+        LoginRole() {
+            auto admin = connect_admin();
+            admin.execute("CREATE ROLE " + name + " LOGIN PASSWORD '" + password + "'");
+            admin.execute("ALTER ROLE " + name + " SET default_tablespace = 'no_such_tablespace'");
+        }
+        ~LoginRole() {
+            try {
+                connect_admin().execute("DROP ROLE IF EXISTS " + name);
+            } catch (...) {
+            }
+        }
+        LoginRole(const LoginRole&) = delete;
+        LoginRole& operator=(const LoginRole&) = delete;
+    } role;
+    auto cfg = config();
+    cfg.user = role.name;
+    cfg.password = role.password;
+    const pg::Driver driver(cfg);
+
+    // Without a receiver of its own, libpq prints the warning: the case is real.
+    std::vector<const char*> keys, values;
+    for (const auto& [key, value] : driver.keywords()) {
+        keys.push_back(key.c_str());
+        values.push_back(value.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    std::string printed;
+    {
+        StderrCapture capture;
+        PGconn* raw = PQconnectdbParams(keys.data(), values.data(), 0);
+        const bool ok = PQstatus(raw) == CONNECTION_OK;
+        PQfinish(raw);
+        printed = capture.text();
+        REQUIRE(ok);
+    }
+    CHECK_THAT(printed, Catch::Contains("default_tablespace"));
+
+    // The driver's connect prints nothing, and the session works.
+    {
+        StderrCapture capture;
+        bool ok = false;
+        try {
+            auto c = driver.connect(Clock::now() + 10s);
+            ok = c.query("SELECT 1").scalar<int>() == 1;
+        } catch (...) {
+        }
+        printed = capture.text();
+        CHECK(ok);
+    }
+    CHECK(printed.empty());
+
+    // A FATAL that fails a connect (here a wrong password) never went to
+    // stderr: libpq reports it through the connection's error message.
+    cfg.password = "Wr0ng-" + unique_name("pw");
+    {
+        StderrCapture capture;
+        CHECK_THAT(connect_error(cfg), Catch::Contains("password authentication failed"));
+        printed = capture.text();
+    }
+    CHECK(printed.empty());
 }

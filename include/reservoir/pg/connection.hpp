@@ -1,9 +1,12 @@
 #pragma once
 // pg::Connection: one libpq connection, move-only, owning its PGconn. Every
 // statement honours a client-side deadline: the socket is non-blocking and
-// waited on with poll(); at the deadline the statement is cancelled on the
-// server and its result drained, so the connection stays usable, and a
-// QueryError with SQLSTATE 57014 is thrown.
+// waited on with poll(). At the deadline the statement is cancelled on the
+// server (by a sender that never blocks the caller: detail/cancel.hpp) and its
+// result drained; a QueryError with SQLSTATE 57014 is thrown at the latest a
+// short grace (cancel_grace) after the deadline. The connection stays usable
+// when the server confirmed the cancel and the statement ended within the
+// grace, and is to be closed otherwise (a blackholed network, say).
 //
 // Not thread-safe: one thread at a time, like the Lease that lends it.
 
@@ -18,6 +21,7 @@
 
 #include "../core/clock.hpp"
 #include "config.hpp"
+#include "detail/cancel.hpp"
 #include "detail/wait.hpp"
 #include "error.hpp"
 #include "metrics.hpp"
@@ -68,7 +72,7 @@ public:
                         std::shared_ptr<QueryMetrics> metrics = nullptr) noexcept
         : conn_(adopted), metrics_(std::move(metrics)), session_reset_(session_reset) {
         if (!conn_) return;
-        PQsetNoticeReceiver(conn_.get(), [](void*, const PGresult*) {}, nullptr);
+        PQsetNoticeReceiver(conn_.get(), detail::drop_notice, nullptr);
         if (PQsetnonblocking(conn_.get(), 1) != 0) evict_ = true;
     }
     Connection(Connection&&) noexcept = default;
@@ -101,6 +105,22 @@ public:
     // The deadline of query() and execute(); zero (the default) means none.
     void set_query_timeout(duration timeout) noexcept { query_timeout_ = timeout; }
     duration query_timeout() const noexcept { return query_timeout_; }
+
+    // How long past its deadline a timed-out statement may take to confirm
+    // its cancel and end, before its connection is given up instead: 5% of
+    // its timeout, so that it fails well within deadline + 10%, kept within
+    // 50 ms..1 s. The floor: a cancel costs a second TCP connection, a fork
+    // by the postmaster and a signal (12-25 ms on a loopback of a lightly
+    // loaded two-core machine, up to 100 ms under heavy load); with less,
+    // healthy connections would be closed and reopened, which costs more than
+    // the wait. So a timeout under 500 ms gets more than 10%. The ceiling: a
+    // server that has not confirmed a cancel within a second is of no use to
+    // the caller.
+    static constexpr duration cancel_grace_min = std::chrono::milliseconds(50);
+    static constexpr duration cancel_grace_max = std::chrono::seconds(1);
+    static constexpr duration cancel_grace(duration timeout) noexcept {
+        return std::clamp<duration>(timeout / 20, cancel_grace_min, cancel_grace_max);
+    }
 
     // True once the session must not be reused although it may still answer:
     // the connection broke, a timed-out statement could not be drained, or
@@ -162,20 +182,16 @@ private:
         cancel,   // cancel on the server and drain, keeping the connection
         abandon,  // leave it to be closed (pings and resets, whose caller closes it)
     };
-    // How long a cancelled statement may take to report back before the
-    // connection is given up instead.
-    static constexpr duration cancel_grace = std::chrono::seconds(2);
-
     template <class Send>
     Result run(time_point deadline, OnTimeout on_timeout, std::string_view sql, Send send) {
         const time_point start = std::chrono::steady_clock::now();
         PGconn* c = ready_connection();
         session_.note_sql(sql);
         if (!send(c)) throw_failure(c, nullptr);
-        if (!flush(c, deadline)) timed_out(start, on_timeout);
+        if (!flush(c, deadline)) timed_out(start, deadline, on_timeout);
         detail::ResultPtr last, error;
         for (;;) {
-            if (!await_result(c, deadline)) timed_out(start, on_timeout);
+            if (!await_result(c, deadline)) timed_out(start, deadline, on_timeout);
             detail::ResultPtr r(PQgetResult(c));
             if (!r) break;
             const ExecStatusType status = PQresultStatus(r.get());
@@ -233,44 +249,36 @@ private:
         return true;
     }
 
-    [[noreturn]] void timed_out(time_point start, OnTimeout on_timeout) {
-        const duration waited = std::chrono::steady_clock::now() - start;
-        const bool kept = on_timeout == OnTimeout::cancel &&
-                          cancel_and_drain(std::chrono::steady_clock::now() + cancel_grace);
+    [[noreturn]] void timed_out(time_point start, time_point deadline, OnTimeout on_timeout) {
+        const time_point now = std::chrono::steady_clock::now();
+        const bool kept = on_timeout == OnTimeout::cancel && cancel_and_drain(now + cancel_grace(deadline - start));
         if (!kept) evict_ = true;
-        throw QueryError("reservoir: query timed out after " + detail::ms_text(waited) +
-                             " (client-side deadline); it was cancelled on the server" +
-                             (kept ? "" : ", which did not confirm in time: the connection will be closed"),
+        throw QueryError("reservoir: query timed out after " + detail::ms_text(now - start) +
+                             " (client-side deadline); " +
+                             (kept ? "it was cancelled on the server"
+                                   : "the server did not confirm its cancel in time: the connection will be closed"),
                          std::string(sqlstate::query_canceled));
     }
 
     // Cancels the running statement, if any, and reads its results to the
-    // end. True when the connection is idle and usable again. A backend drops
-    // a cancel that arrives before it has read the statement, so while the
-    // statement still runs the cancel is sent again, at growing intervals.
+    // end, returning by the deadline whatever the network does. True when the
+    // connection is idle and no cancel of ours is still on its way (a late one
+    // could hit the next statement). A backend drops a cancel that arrives
+    // before it has read the statement, so while the statement still runs the
+    // cancel is sent again, at growing intervals, once the last one is confirmed.
     bool cancel_and_drain(time_point deadline) noexcept {
         PGconn* c = conn_.get();
         const auto running = [c] {
             return c && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_ACTIVE;
         };
+        detail::CancelSender cancel;
         for (duration wait = std::chrono::milliseconds(20); running(); wait *= 2) {
             const time_point now = std::chrono::steady_clock::now();
-            if (now >= deadline) return false;
-            send_cancel(c);
+            if (now >= deadline || stop_requested()) return false;
+            cancel.start(c);  // does nothing while the last request is unconfirmed
             drain(c, std::min(deadline, now + wait));
         }
-        return c && PQstatus(c) == CONNECTION_OK;
-    }
-
-    // PQcancel opens a second connection and returns once the server has
-    // signalled the backend: brief on a reachable server, but blocking
-    // (libpq 15 has no non-blocking cancel; PQcancelPoll came in 17).
-    static void send_cancel(PGconn* c) noexcept {
-        if (PGcancel* cancel = PQgetCancel(c)) {
-            char error[256];
-            PQcancel(cancel, error, sizeof error);
-            PQfreeCancel(cancel);
-        }
+        return c && PQstatus(c) == CONNECTION_OK && cancel.wait(deadline);
     }
 
     // Reads and drops results until the statement is over (or in COPY, which

@@ -67,6 +67,11 @@ public:
         detail::ConnPtr conn(PQconnectStartParams(keys.data(), values.data(), 0));
         if (!conn) throw ConnectError("reservoir: connect to " + target_ + " failed: out of memory");
         PGconn* c = conn.get();
+        // Before the first poll: the server may send notices while it starts
+        // the session (a WARNING for a bad per-role setting, say), which
+        // libpq's default receiver would print on stderr. Errors that fail the
+        // connect come through PQerrorMessage either way.
+        PQsetNoticeReceiver(c, detail::drop_notice, nullptr);
         // Before the first PQconnectPoll, behave as if it asked to write.
         PostgresPollingStatusType step = PGRES_POLLING_WRITING;
         while (PQstatus(c) != CONNECTION_BAD && step != PGRES_POLLING_OK && step != PGRES_POLLING_FAILED) {

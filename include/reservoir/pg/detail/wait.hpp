@@ -2,6 +2,7 @@
 // Waiting on a libpq socket with poll() against a steady-clock deadline, so
 // that no call blocks its thread past the deadline it was given.
 
+#include <libpq-fe.h>
 #include <poll.h>
 
 #include <cerrno>
@@ -50,6 +51,10 @@ inline short wait_socket(int fd, short events, time_point deadline) noexcept {
         // EINTR, or poll() woke within the last rounding millisecond: check again.
     }
 }
+
+// A notice receiver that drops server notices, so that libpq's default one
+// does not print them on stderr.
+inline void drop_notice(void*, const PGresult*) noexcept {}
 
 inline bool readable_now(int fd) noexcept {
     pollfd p{fd, POLLIN, 0};

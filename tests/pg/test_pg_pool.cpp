@@ -196,6 +196,28 @@ TEST_CASE("a connection that must be evicted is closed when returned", "[pg]") {
     CHECK(pool.stats().closes.discarded == 1);
 }
 
+TEST_CASE("a read-only error on one connection retires the others opened before it", "[pg]") {
+    ScratchTable t("id int");
+    auto cfg = config();
+    cfg.pool.min_size = 2;
+    cfg.pool.max_size = 2;
+    reservoir::PgPool pool(cfg);
+    int before[2] = {};
+    {
+        auto a = pool.acquire(), b = pool.acquire();
+        before[0] = a->backend_pid();
+        before[1] = b->backend_pid();
+        // As a demoted primary answers a write: only `a` sees 25006.
+        a->execute("SET default_transaction_read_only = on");
+        CHECK_THROWS_AS(a->query("INSERT INTO " + t.name() + " VALUES (1)"), pg::QueryError);
+        CHECK(b->must_evict());  // opened before the error: it would have failed its next write too
+    }
+    auto c = pool.acquire(), d = pool.acquire();  // opened after it: kept
+    for (int pid : {c->backend_pid(), d->backend_pid()}) CHECK((pid != before[0] && pid != before[1]));
+    CHECK_FALSE(c->must_evict());
+    CHECK(pool.stats().closes.discarded == 2);
+}
+
 TEST_CASE("120 workers through a pool of 20: no errors, never more than 20 server connections", "[pg]") {
     constexpr int workers = 120, queries_each = 50;
     constexpr std::size_t max_connections = 20;

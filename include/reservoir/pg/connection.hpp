@@ -13,7 +13,9 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -63,14 +65,35 @@ struct ConnDeleter {
 using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
 }  // namespace detail
 
+// Shared by a driver's connections. Bumped by the first connection that
+// finds its server read-only (25006: a primary demoted by a failover), so that
+// every connection opened before that is closed too, at its next borrow or
+// return, instead of each failing a write first. Connections opened since
+// land on whichever server libpq finds writable now.
+class ServerEpoch {
+public:
+    std::uint64_t current() const noexcept { return epoch_.load(std::memory_order_acquire); }
+    // Once per epoch: the siblings that hit 25006 too find it already advanced.
+    void advance_from(std::uint64_t seen) noexcept { epoch_.compare_exchange_strong(seen, seen + 1); }
+
+private:
+    std::atomic<std::uint64_t> epoch_{0};
+};
+
 class Connection {
 public:
     // Adopts an open connection (as pg::Driver makes them). It is switched to
     // non-blocking mode and server notices are dropped (no stderr output).
-    // Statements are timed into `metrics` when given.
+    // Statements are timed into `metrics` when given; `epoch`, when given, is
+    // the driver's (see ServerEpoch).
     explicit Connection(PGconn* adopted, ResetMode session_reset = ResetMode::discard_all,
-                        std::shared_ptr<QueryMetrics> metrics = nullptr) noexcept
-        : conn_(adopted), metrics_(std::move(metrics)), session_reset_(session_reset) {
+                        std::shared_ptr<QueryMetrics> metrics = nullptr,
+                        std::shared_ptr<ServerEpoch> epoch = nullptr) noexcept
+        : conn_(adopted),
+          metrics_(std::move(metrics)),
+          epoch_(std::move(epoch)),
+          opened_in_(epoch_ ? epoch_->current() : 0),
+          session_reset_(session_reset) {
         if (!conn_) return;
         PQsetNoticeReceiver(conn_.get(), detail::drop_notice, nullptr);
         if (PQsetnonblocking(conn_.get(), 1) != 0) evict_ = true;
@@ -125,8 +148,9 @@ public:
     // True once the session must not be reused although it may still answer:
     // the connection broke, a timed-out statement could not be drained, or
     // the server reported 25006 (read-only: a failover demoted this server)
-    // or 25P03 (idle-in-transaction timeout).
-    bool must_evict() const noexcept { return evict_; }
+    // or 25P03 (idle-in-transaction timeout), or a sibling opened in the same
+    // epoch found its server read-only (ServerEpoch).
+    bool must_evict() const noexcept { return evict_ || (epoch_ && epoch_->current() != opened_in_); }
 
     // Cheap local check, no round trip: open, idle (no transaction, nothing
     // running), not to be evicted, and the server has not closed the socket.
@@ -134,7 +158,7 @@ public:
     // that terminates a backend sends an error and closes, which this sees.
     bool usable() const noexcept {
         PGconn* c = conn_.get();
-        if (!c || evict_ || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) return false;
+        if (!c || must_evict() || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) return false;
         for (int reads = 0; reads < 4 && detail::readable_now(PQsocket(c)); ++reads)
             if (!PQconsumeInput(c)) return false;
         return PQstatus(c) == CONNECTION_OK;
@@ -312,12 +336,15 @@ private:
             throw ConnectionLost("reservoir: connection lost: " + text, state, server_detail);
         }
         if (detail::requires_eviction(state)) evict_ = true;
+        if (state == sqlstate::read_only_transaction && epoch_) epoch_->advance_from(opened_in_);
         throw QueryError("reservoir: query failed: " + text, state, server_detail, field(PG_DIAG_MESSAGE_HINT));
     }
 
     detail::ConnPtr conn_;
     duration query_timeout_ = duration::zero();
     std::shared_ptr<QueryMetrics> metrics_;
+    std::shared_ptr<ServerEpoch> epoch_;
+    std::uint64_t opened_in_;  // the epoch when it was opened
     detail::SessionTracker session_;
     ResetMode session_reset_;
     bool evict_ = false;

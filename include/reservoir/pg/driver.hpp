@@ -85,7 +85,7 @@ public:
         if (step != PGRES_POLLING_OK || PQstatus(c) != CONNECTION_OK)
             throw ConnectError(scrub("reservoir: connect to " + target_ + " failed: " +
                                      detail::one_line(PQerrorMessage(c))));
-        Connection opened(conn.release(), session_reset_, metrics_);
+        Connection opened(conn.release(), session_reset_, metrics_, epoch_);
         if (opened.must_evict())  // so the pool does not reconnect in a loop
             throw ConnectError("reservoir: connect to " + target_ + " failed: cannot make the socket non-blocking");
         return opened;
@@ -146,6 +146,7 @@ private:
     std::vector<std::pair<std::string, std::string>> keywords_;
     ResetMode session_reset_;
     std::shared_ptr<QueryMetrics> metrics_;
+    std::shared_ptr<ServerEpoch> epoch_ = std::make_shared<ServerEpoch>();  // shared by copies, like metrics_
     std::vector<std::string> secrets_;  // cut out of every message
     std::string target_;
 };

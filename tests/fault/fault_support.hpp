@@ -6,7 +6,6 @@
 // threads here only record.
 
 #include <libpq-fe.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <array>
@@ -29,6 +28,9 @@
 #include <vector>
 
 #include <reservoir/reservoir.hpp>
+
+#include "../common/session_sampler.hpp"
+#include "../common/shell.hpp"
 
 #include "../pg/pg_test_support.hpp"
 #include "proxy.hpp"
@@ -349,60 +351,13 @@ inline std::uint16_t server_port(const std::string& url) {
 
 inline constexpr const char* count_sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1";
 
-// Samples, from its own admin connection, how many server sessions carry one
-// application_name, every `every` until stopped. Survives a server restart:
-// a failed sample drops the connection and the next one reconnects.
-class PeakSampler {
+// How many server sessions carry one application_name, sampled every `every`.
+class PeakSampler : public testsupport::SessionSampler {
 public:
-    PeakSampler(std::string admin_url, std::string app, Clock::duration every = 5ms)
-        : admin_url_(std::move(admin_url)), app_(std::move(app)), every_(every), thread_([this] { run(); }) {}
-    ~PeakSampler() { stop(); }
-    PeakSampler(const PeakSampler&) = delete;
-    PeakSampler& operator=(const PeakSampler&) = delete;
-
-    void stop() {
-        {
-            std::lock_guard lk(mu_);
-            stop_ = true;
-        }
-        cv_.notify_all();
-        if (thread_.joinable()) thread_.join();
-    }
-    long long peak() const noexcept { return peak_.load(); }
-    long long last() const noexcept { return last_.load(); }
-    std::uint64_t samples() const noexcept { return samples_.load(); }
-
-private:
-    void run() {
-        std::optional<pg::Connection> admin;
-        const auto end_by = Clock::now() + 120s;
-        std::unique_lock lk(mu_);
-        while (!stop_ && Clock::now() < end_by) {
-            lk.unlock();
-            auto pause = every_;
-            try {
-                if (!admin) admin.emplace(connect_direct(admin_url_, 2s));
-                const auto n = admin->query_for(2s, count_sql, app_).scalar<std::int64_t>();
-                last_.store(n);
-                peak_.store(std::max<long long>(peak_.load(), n));
-                samples_.fetch_add(1);
-            } catch (...) {
-                admin.reset();  // the server may be restarting: try again a little later
-                pause = 50ms;
-            }
-            lk.lock();
-            cv_.wait_for(lk, pause, [&] { return stop_; });
-        }
-    }
-
-    std::string admin_url_, app_;
-    Clock::duration every_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool stop_ = false;
-    std::atomic<long long> peak_{0}, last_{0};
-    std::atomic<std::uint64_t> samples_{0};
-    std::thread thread_;  // last: starts once the rest is built
+    PeakSampler(const std::string& admin_url, const std::string& app, Clock::duration every = 5ms)
+        : SessionSampler(
+              admin_url, [app](pg::Connection& c) { return c.query_for(2s, count_sql, app).scalar<std::int64_t>(); },
+              every) {}
 };
 
 // Polls `condition` every `every` until it holds or `limit` passes.
@@ -504,28 +459,9 @@ private:
 
 // ---- the sandbox server -------------------------------------------------------------
 
-struct CommandResult {
-    int status = -1;  // the exit status, or -1 when it did not exit normally
-    std::string output;
-};
-
-// Runs a shell command, its stderr with its stdout.
-inline CommandResult run_command(const std::string& command) {
-    CommandResult r;
-    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-    if (!p) return r;
-    char buffer[4096];
-    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, p)) > 0;) r.output.append(buffer, n);
-    const int status = ::pclose(p);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
-
-inline std::string shell_quote(const std::string& s) {
-    std::string q = "'";
-    for (char ch : s) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-    return q + "'";
-}
+using testsupport::CommandResult;
+using testsupport::run_command;
+using testsupport::shell_quote;
 
 // `pg-sandbox COMMAND DIR OPTIONS` on the sandbox ctest started for these tests.
 inline CommandResult sandbox(const std::string& command, const std::string& options = "") {

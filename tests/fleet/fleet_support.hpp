@@ -9,7 +9,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
@@ -28,6 +27,9 @@
 #include <vector>
 
 #include <reservoir/reservoir.hpp>
+
+#include "../common/session_sampler.hpp"
+#include "../common/shell.hpp"
 
 namespace fleet {
 
@@ -101,93 +103,29 @@ inline void set_read_only(const Server& s, bool read_only) {
     }
 }
 
-// Samples, from its own admin connection every `every`, how many client
-// backends the server has for database `db` and role `role`: the connections
-// it sees from us (directly or through PgBouncer).
-class SessionSampler {
+// How many client backends the server has for database `db` and role `role`
+// (the connections it sees from us, directly or through PgBouncer), sampled
+// every `every`.
+class SessionSampler : public testsupport::SessionSampler {
 public:
-    SessionSampler(std::string admin_url, std::string role, std::string db, Clock::duration every = 5ms)
-        : admin_url_(std::move(admin_url)),
-          role_(std::move(role)),
-          db_(std::move(db)),
-          every_(every),
-          thread_([this] { run(); }) {}
-    ~SessionSampler() { stop(); }
-    SessionSampler(const SessionSampler&) = delete;
-    SessionSampler& operator=(const SessionSampler&) = delete;
-
-    void stop() {
-        {
-            std::lock_guard lk(mu_);
-            stop_ = true;
-        }
-        cv_.notify_all();
-        if (thread_.joinable()) thread_.join();
-    }
-    long long peak() const noexcept { return peak_.load(); }
-    std::uint64_t samples() const noexcept { return samples_.load(); }
-    std::uint64_t failures() const noexcept { return failures_.load(); }
-
-private:
-    void run() {
-        std::optional<pg::Connection> admin;
-        const auto end_by = Clock::now() + 120s;  // never outlives a hung test by much
-        std::unique_lock lk(mu_);
-        while (!stop_ && Clock::now() < end_by) {
-            lk.unlock();
-            auto pause = every_;
-            try {
-                if (!admin) admin.emplace(connect(admin_url_, 5s));
-                const auto n = admin
-                                   ->query_for(5s,
-                                               "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND "
-                                               "datname = $2 AND backend_type = 'client backend'",
-                                               role_, db_)
-                                   .scalar<std::int64_t>();
-                peak_.store(std::max<long long>(peak_.load(), n));
-                samples_.fetch_add(1);
-            } catch (...) {
-                failures_.fetch_add(1);
-                admin.reset();
-                pause = 50ms;
-            }
-            lk.lock();
-            cv_.wait_for(lk, pause, [&] { return stop_; });
-        }
-    }
-
-    std::string admin_url_, role_, db_;
-    Clock::duration every_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool stop_ = false;
-    std::atomic<long long> peak_{0};
-    std::atomic<std::uint64_t> samples_{0}, failures_{0};
-    std::thread thread_;  // last: starts once the rest is built
+    SessionSampler(const std::string& admin_url, const std::string& role, const std::string& db,
+                   Clock::duration every = 5ms)
+        : testsupport::SessionSampler(
+              admin_url,
+              [role, db](pg::Connection& c) {
+                  return c
+                      .query_for(5s,
+                                 "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND datname = $2 AND "
+                                 "backend_type = 'client backend'",
+                                 role, db)
+                      .scalar<std::int64_t>();
+              },
+              every) {}
 };
 
-struct CommandResult {
-    int status = -1;  // the exit status, or -1 when it did not exit normally
-    std::string output;
-};
-
-// Runs a shell command, its stderr with its stdout.
-inline CommandResult run_command(const std::string& command) {
-    CommandResult r;
-    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-    if (!p) return r;
-    char buffer[4096];
-    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, p)) > 0;) r.output.append(buffer, n);
-    const int status = ::pclose(p);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
-
-inline std::string shell_quote(const std::string& s) {
-    std::string q = "'";
-    for (char ch : s) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-    return q + "'";
-}
+using testsupport::CommandResult;
+using testsupport::run_command;
+using testsupport::shell_quote;
 
 // `scripts/pg-sandbox COMMAND DIR OPTIONS`.
 inline CommandResult sandbox(const std::string& command, const Server& s, const std::string& options = "") {

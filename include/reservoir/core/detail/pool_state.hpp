@@ -368,9 +368,9 @@ private:
         w.since = start;
         enqueue_locked(w);
         wake_worker_if_needed_locked();
-        // The waiter sleeps on its own mutex, not the pool's: once settled it
-        // returns without touching the pool's lock again, so a hand-off is
-        // never held up behind threads contending for it.
+        // The waiter sleeps on its own parker, not on the pool's lock: once
+        // settled it returns without touching the pool's lock again, so a
+        // hand-off is never held up behind threads contending for it.
         const time_point due = start + options_.handoff_after;
         for (;;) {
             if (w.settled_locked()) break;

@@ -91,7 +91,10 @@ void check_at_deadline(const AtDeadline& r, Clock::duration deadline, const Mach
     INFO("the machine made a sleeping thread late by up to " << machine.max_ms << " ms (p99 " << machine.p99_ms
                                                              << " ms) meanwhile");
     CHECK(r.early == 0);
-    CHECK(r.p90_ms <= d * (1 + faults::late_p90) + machine.p99_ms);
+    // Failures come in waves (the waiters queued when a fault begins time out
+    // together, each on its own thread), so one late moment of the machine
+    // makes a whole wave late: the allowance is the probe's worst lateness.
+    CHECK(r.p90_ms <= d * (1 + faults::late_p90) + machine.max_ms);
     CHECK(r.p99_ms <= d * (1 + faults::late_p99) + machine.p99_ms);
     CHECK(r.max_ms <= d * (1 + faults::late_max) + machine.max_ms);
 }

@@ -87,8 +87,7 @@ public:
                 if (start == time_point{}) start = clock_.now();
                 s = wait_for_slot(start, start + timeout);
             }
-            if (checkout(*s, start, timeout, where)) return s;
-            if (start == time_point{}) start = clock_.now();  // a failed check counts against the deadline
+            if (checkout(*s, start, timeout, where)) return s;  // on failure, start is set
         }
     }
 
@@ -319,8 +318,9 @@ private:
 
     // Local check always; a ping when the health policy asks. A connection
     // that fails is closed and the caller tries again. `start` is when the
-    // caller began to wait, or zero on the lock-free path (no wait); a ping
-    // sets it, so that the ping and any retry share the caller's one deadline.
+    // caller began to wait, or zero on the lock-free path (no wait); a ping or
+    // a failed check sets it, so that the ping, the close and any retry share
+    // the caller's one deadline.
     bool checkout(SlotT& s, time_point& start, duration timeout, const source_location& where) {
         const time_point now = clock_.coarse_now();
         bool ok = driver_.is_usable(*s.conn);
@@ -329,6 +329,7 @@ private:
             ok = ping(s, start + timeout);
         }
         if (!ok) {
+            if (start == time_point{}) start = clock_.now();  // closing it counts against the deadline
             std::unique_lock lk(mu_);
             set_state_locked(s, slot_busy);
             close_locked(s, CloseReason::broken, lk);

@@ -1508,15 +1508,14 @@ private:
             if (woken || (w.barged && clock_.now() >= due)) {
                 if (SlotT* s = claim_idle_locked()) {
                     unlink_locked(w);
-                    // One waiter is woken at a time: pass the turn on if
-                    // another connection is left idle.
-                    if (head_ && retrying_ == 0 && any_idle_locked()) wake_for_retry_locked(*head_);
+                    serve_head_locked();  // one waiter is woken at a time: pass the turn on
                     return s;
                 }
                 // Woken and beaten to it by a newcomer: sleep until the
                 // hand-off is due rather than be woken by every release.
                 // Once due, releases hand their connection straight over.
                 w.barged = woken;
+                if (!woken) serve_head_locked();
             }
             if (!options_.background_threads && run_one_job_locked(lk)) continue;
             lk.unlock();
@@ -1528,7 +1527,9 @@ private:
                 const duration waited = clock_.now() - start;
                 std::string message =
                     "reservoir: acquire timed out after " + ms_text(waited) + " (" + describe_locked() + ")";
+                const bool was_head = head_ == &w;
                 unlink_locked(w);
+                if (was_head) serve_head_locked();
                 lk.unlock();
                 emit({EventKind::acquire_timeout, waited, message, {}});
                 throw AcquireTimeout(message, waited);
@@ -1544,31 +1545,54 @@ private:
 
     // ---- waiters ------------------------------------------------------------
 
-    std::uint32_t attention_locked() const noexcept { return head_ || closing_ ? slot_attention : 0; }
+    // The gate: while the oldest waiter needs a release's help (a wake-up, or
+    // the connection itself once its hand-off is due), or the pool is closing,
+    // every idle and lent slot carries the attention bit, so that no lock-free
+    // move can skip the queue. A waiter already woken, or one that lost a claim
+    // and sleeps until its hand-off is due, needs no help: the gate is down
+    // and returns stay lock-free. Under contention that is most of the time.
+    bool gate_needed_locked() const noexcept {
+        if (closing_) return true;
+        if (!head_) return false;
+        return options_.handoff_after.count() == 0 ||
+               (!head_->barged && head_->parker.signal() != Waiter::retry);
+    }
 
-    // Stores a state, keeping the attention bit right: set while anyone waits
-    // or the pool is closing, so that no lock-free move can skip the queue.
+    // The attention bit for a slot stored under the lock now. A slot stored
+    // without it lowers the gate for that slot (armed_ tells serve_head_locked).
+    std::uint32_t attention_locked() noexcept {
+        if (gate_needed_locked()) return slot_attention;
+        armed_ = false;
+        return 0;
+    }
+
     void set_state_locked(SlotT& s, std::uint32_t state) noexcept {
         s.word.store(state | attention_locked(), std::memory_order_release);
     }
 
+    // Called whenever the oldest waiter may newly need help: a new head, or a
+    // barged one whose hand-off is due. Raises the gate on every slot, then
+    // wakes the head if a connection is idle (one that went idle just before
+    // its bit was set included). So while a head needs help no connection is
+    // idle: each one returned comes through the lock and goes to it or wakes it.
+    void serve_head_locked() noexcept {
+        if (!head_ || !gate_needed_locked()) return;
+        bool idle = false;
+        for (std::size_t i = 0; i < nslots_; ++i) {
+            const std::uint32_t w = armed_ ? slots_[i].word.load(std::memory_order_acquire)
+                                           : slots_[i].word.fetch_or(slot_attention, std::memory_order_acq_rel);
+            idle = idle || (w & slot_state_mask) == slot_idle;
+        }
+        armed_ = true;
+        if (idle) wake_for_retry_locked(*head_);
+    }
+
     void enqueue_locked(Waiter& w) noexcept {
-        const bool first = head_ == nullptr;
         w.prev = tail_;
         (tail_ ? tail_->next : head_) = &w;
         tail_ = &w;
         ++waiting_;
-        if (!first) return;
-        // From now on every release must come through the lock. A slot that
-        // went idle just before the bit was set goes to this first waiter.
-        for (std::size_t i = 0; i < nslots_; ++i) {
-            const std::uint32_t old = slots_[i].word.fetch_or(slot_attention, std::memory_order_acq_rel);
-            if (!w.slot && (old & slot_state_mask) == slot_idle) {
-                slots_[i].word.store(slot_lent | slot_attention, std::memory_order_relaxed);
-                unlink_locked(w);
-                settle_locked(w, &slots_[i], Waiter::waiting);
-            }
-        }
+        if (head_ == &w) serve_head_locked();
     }
 
     void unlink_locked(Waiter& w) noexcept {
@@ -1593,19 +1617,17 @@ private:
         if (closing_) {
             close_locked(s, CloseReason::shutdown, lk);
         } else if (Waiter* w = head_; w && hand_off_now_locked(*w)) {
+            // A head that needed help leaves no connection idle (serve_head_locked):
+            // the next one needs only the gate, which is up.
+            const bool idle_possible = w->barged || w->parker.signal() == Waiter::retry;
             unlink_locked(*w);
             s.word.store(slot_lent | slot_attention, std::memory_order_release);
             settle_locked(*w, &s, Waiter::waiting);
+            if (idle_possible) serve_head_locked();
         } else {
-            set_state_locked(s, slot_idle);
-            if (head_ && retrying_ == 0 && !head_->barged) wake_for_retry_locked(*head_);
+            if (head_ && !head_->barged) wake_for_retry_locked(*head_);
+            set_state_locked(s, slot_idle);  // after the wake: the gate may be down now
         }
-    }
-
-    bool any_idle_locked() const noexcept {
-        for (std::size_t i = 0; i < nslots_; ++i)
-            if (slots_[i].state() == slot_idle) return true;
-        return false;
     }
 
     bool hand_off_now_locked(const Waiter& w) const noexcept {
@@ -1994,6 +2016,7 @@ private:
     Waiter* tail_ = nullptr;
     std::size_t waiting_ = 0;
     std::size_t retrying_ = 0;  // waiters woken to claim an idle slot, not yet run
+    bool armed_ = false;        // every idle and lent slot carries the attention bit (the gate is up)
     std::condition_variable work_cv_;     // workers sleep here
     std::condition_variable drained_cv_;  // shutdown and destroy wait here
     std::vector<SlotT*> resets_;          // returned slots waiting for a reset

@@ -224,6 +224,36 @@ TEST_CASE("within handoff_after a returned connection waits idle for the woken w
     CHECK(st.connects == 1);
 }
 
+TEST_CASE("connections returned back to back serve each queued waiter in turn, with no release in between",
+          "[acquire][fifo]") {
+    // Within handoff_after nothing is handed over: the first return wakes the
+    // oldest waiter, the second finds it already woken and is left idle. The
+    // first waiter, served, must pass the turn on to the next one, or that one
+    // sleeps until its deadline beside an idle connection.
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 2, .max_size = 2, .handoff_after = 1s});
+    pool->maintain();
+    auto a = pool->acquire();
+    auto b = pool->acquire();
+    std::atomic<int> served{0};
+    std::atomic<bool> let_go{false};
+    std::vector<std::thread> waiters;
+    for (int i = 0; i < 2; ++i) {
+        waiters.emplace_back([&] {
+            auto lease = pool->acquire(10s);
+            ++served;
+            (void)test::eventually([&] { return let_go.load(); }, 10s);
+        });
+        REQUIRE(test::eventually([&] { return pool->stats().waiting == static_cast<std::size_t>(i + 1); }));
+    }
+    a.release();
+    b.release();
+    CHECK(test::eventually([&] { return served.load() == 2; }));  // the test clock stands still: no hand-off falls due
+    let_go = true;
+    for (auto& t : waiters) t.join();
+    CHECK(pool->stats().acquire_timeouts == 0);
+}
+
 TEST_CASE("min connections open at start, and the pool grows on demand up to max", "[sizing]") {
     Rig rig({.min_size = 3, .max_size = 5});
     CHECK(rig.pool->stats().total == 3);

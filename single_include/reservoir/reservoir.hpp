@@ -971,6 +971,7 @@ inline bool stop_possible() noexcept { return detail::worker_stop_token().stop_p
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <utility>
 
 #if defined(__linux__)
 #include <ctime>
@@ -1004,17 +1005,47 @@ public:
         word_.store(0, std::memory_order_relaxed);
     }
 
-    // Stores a non-zero signal and wakes the sleeper: the waker's last access.
-    void wake(std::uint32_t signal) noexcept {
+    // The system call a signal may still owe its sleeper, made by deliver()
+    // or the destructor: after the waker has let go of its lock, so that the
+    // woken thread does not run straight into the held lock, and the waker is
+    // not preempted in favour of it while holding the lock. It uses only the
+    // word's address: see the comment at the top.
+    class Wake {
+    public:
+        Wake() = default;
+        Wake(Wake&& o) noexcept : word_(std::exchange(o.word_, nullptr)) {}
+        Wake& operator=(Wake&& o) noexcept {
+            std::swap(word_, o.word_);
+            return *this;
+        }
+        ~Wake() { deliver(); }
+        void deliver() noexcept {
 #if defined(__linux__)
-        if (word_.exchange(signal, std::memory_order_acq_rel) == sleeping)
-            ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+            if (word_) ::syscall(SYS_futex, std::exchange(word_, nullptr), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+#endif
+        }
+
+    private:
+        friend class Parker;
+        explicit Wake(std::uint32_t* word) noexcept : word_(word) {}
+        std::uint32_t* word_ = nullptr;
+    };
+
+    // Stores a non-zero signal: the waker's last access to the parker. What
+    // is left to do (a system call if the sleeper is in the kernel) is returned.
+    [[nodiscard]] Wake post(std::uint32_t signal) noexcept {
+#if defined(__linux__)
+        if (word_.exchange(signal, std::memory_order_acq_rel) == sleeping) return Wake(futex_word());
 #else
         std::lock_guard g(mu_);
         word_.store(signal, std::memory_order_release);
         cv_.notify_one();
 #endif
+        return Wake();
     }
+
+    // Stores a non-zero signal and wakes the sleeper at once.
+    void wake(std::uint32_t signal) noexcept { post(signal).deliver(); }
 
     // Sleeps until a signal is pending or the deadline passes; returns the
     // signal, 0 at the deadline.
@@ -1390,10 +1421,24 @@ private:
 
     // Hands the (already unlinked) waiter its result and wakes it. The wake
     // is the last touch: the waiter may return at once.
-    static void settle_locked(Waiter& w, SlotT* slot, decltype(Waiter::outcome) outcome) noexcept {
+    void settle_locked(Waiter& w, SlotT* slot, decltype(Waiter::outcome) outcome) noexcept {
         w.slot = slot;
         w.outcome = outcome;
-        w.parker.wake(Waiter::settled);
+        signal_locked(w.parker, Waiter::settled);
+    }
+
+    // Wake-ups owed to waiters by a release, delivered once it has let go of
+    // the lock (see Parker::Wake). Two at most: a hand-off and a turn passed on.
+    struct DeferredWakes {
+        Parker::Wake wakes[2];
+        std::size_t count = 0;
+    };
+
+    void signal_locked(Parker& p, std::uint32_t signal) noexcept {
+        Parker::Wake wake = p.post(signal);
+        if (deferred_ && deferred_->count < std::size(deferred_->wakes))
+            deferred_->wakes[deferred_->count++] = std::move(wake);
+        // otherwise delivered here, by the destructor
     }
 
     // Checks the options and the sizing policy's numbers before anything is allocated.
@@ -1638,7 +1683,7 @@ private:
     bool wake_for_retry_locked(Waiter& w) noexcept {
         if (w.parker.signal() == Waiter::retry) return false;
         ++retrying_;
-        w.parker.wake(Waiter::retry);
+        signal_locked(w.parker, Waiter::retry);
         return true;
     }
 
@@ -1650,6 +1695,7 @@ private:
     }
 
     void release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept {
+        DeferredWakes wakes;  // destroyed after the lock below is let go: that delivers them
         std::unique_lock lk(mu_);
         if (closing_ && action != ReleaseAction::discard) {
             action = ReleaseAction::discard;
@@ -1659,8 +1705,10 @@ private:
             why = CloseReason::evicted;
         }
         switch (action) {
-            case ReleaseAction::reuse:
+            case ReleaseAction::reuse:  // not closing (above), so the lock is held throughout
+                deferred_ = &wakes;
                 make_available_locked(s, lk);
+                deferred_ = nullptr;
                 break;
             case ReleaseAction::reset:
                 set_state_locked(s, slot_busy);
@@ -2017,6 +2065,7 @@ private:
     std::size_t waiting_ = 0;
     std::size_t retrying_ = 0;  // waiters woken to claim an idle slot, not yet run
     bool armed_ = false;        // every idle and lent slot carries the attention bit (the gate is up)
+    DeferredWakes* deferred_ = nullptr;  // where wake-ups go while a release holds the lock
     std::condition_variable work_cv_;     // workers sleep here
     std::condition_variable drained_cv_;  // shutdown and destroy wait here
     std::vector<SlotT*> resets_;          // returned slots waiting for a reset
@@ -5223,9 +5272,14 @@ public:
     // running), not to be evicted, and the server has not closed the socket.
     // An idle session expects no bytes, so readable bytes are read: a server
     // that terminates a backend sends an error and closes, which this sees.
+    // A session that answered within the last millisecond is taken as open
+    // without looking at the socket: under load a connection passes from one
+    // borrower to the next in microseconds, and the look costs a system call
+    // per borrow to narrow a window that the next statement's send reopens.
     bool usable() const noexcept {
         PGconn* c = conn_.get();
         if (!c || must_evict() || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) return false;
+        if (std::chrono::steady_clock::now() - answered_at_ < recent_answer) return true;
         for (int reads = 0; reads < 4 && detail::readable_now(PQsocket(c)); ++reads)
             if (!PQconsumeInput(c)) return false;
         return PQstatus(c) == CONNECTION_OK;
@@ -5302,6 +5356,7 @@ private:
                     last = std::move(r);
             }
         }
+        answered_at_ = std::chrono::steady_clock::now();
         if (error || PQstatus(c) != CONNECTION_OK) throw_failure(c, error.get());
         return Result(std::move(last));
     }
@@ -5415,6 +5470,8 @@ private:
     detail::SessionTracker session_;
     ResetMode session_reset_;
     bool evict_ = false;
+    static constexpr duration recent_answer = std::chrono::milliseconds(1);
+    time_point answered_at_{};  // when the last statement's results were all read (see usable())
 };
 
 }  // namespace reservoir::pg

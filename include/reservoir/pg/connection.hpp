@@ -156,9 +156,14 @@ public:
     // running), not to be evicted, and the server has not closed the socket.
     // An idle session expects no bytes, so readable bytes are read: a server
     // that terminates a backend sends an error and closes, which this sees.
+    // A session that answered within the last millisecond is taken as open
+    // without looking at the socket: under load a connection passes from one
+    // borrower to the next in microseconds, and the look costs a system call
+    // per borrow to narrow a window that the next statement's send reopens.
     bool usable() const noexcept {
         PGconn* c = conn_.get();
         if (!c || must_evict() || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) return false;
+        if (std::chrono::steady_clock::now() - answered_at_ < recent_answer) return true;
         for (int reads = 0; reads < 4 && detail::readable_now(PQsocket(c)); ++reads)
             if (!PQconsumeInput(c)) return false;
         return PQstatus(c) == CONNECTION_OK;
@@ -235,6 +240,7 @@ private:
                     last = std::move(r);
             }
         }
+        answered_at_ = std::chrono::steady_clock::now();
         if (error || PQstatus(c) != CONNECTION_OK) throw_failure(c, error.get());
         return Result(std::move(last));
     }
@@ -348,6 +354,8 @@ private:
     detail::SessionTracker session_;
     ResetMode session_reset_;
     bool evict_ = false;
+    static constexpr duration recent_answer = std::chrono::milliseconds(1);
+    time_point answered_at_{};  // when the last statement's results were all read (see usable())
 };
 
 }  // namespace reservoir::pg

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <utility>
 
 #if defined(__linux__)
 #include <ctime>
@@ -49,17 +50,47 @@ public:
         word_.store(0, std::memory_order_relaxed);
     }
 
-    // Stores a non-zero signal and wakes the sleeper: the waker's last access.
-    void wake(std::uint32_t signal) noexcept {
+    // The system call a signal may still owe its sleeper, made by deliver()
+    // or the destructor: after the waker has let go of its lock, so that the
+    // woken thread does not run straight into the held lock, and the waker is
+    // not preempted in favour of it while holding the lock. It uses only the
+    // word's address: see the comment at the top.
+    class Wake {
+    public:
+        Wake() = default;
+        Wake(Wake&& o) noexcept : word_(std::exchange(o.word_, nullptr)) {}
+        Wake& operator=(Wake&& o) noexcept {
+            std::swap(word_, o.word_);
+            return *this;
+        }
+        ~Wake() { deliver(); }
+        void deliver() noexcept {
 #if defined(__linux__)
-        if (word_.exchange(signal, std::memory_order_acq_rel) == sleeping)
-            ::syscall(SYS_futex, futex_word(), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+            if (word_) ::syscall(SYS_futex, std::exchange(word_, nullptr), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+#endif
+        }
+
+    private:
+        friend class Parker;
+        explicit Wake(std::uint32_t* word) noexcept : word_(word) {}
+        std::uint32_t* word_ = nullptr;
+    };
+
+    // Stores a non-zero signal: the waker's last access to the parker. What
+    // is left to do (a system call if the sleeper is in the kernel) is returned.
+    [[nodiscard]] Wake post(std::uint32_t signal) noexcept {
+#if defined(__linux__)
+        if (word_.exchange(signal, std::memory_order_acq_rel) == sleeping) return Wake(futex_word());
 #else
         std::lock_guard g(mu_);
         word_.store(signal, std::memory_order_release);
         cv_.notify_one();
 #endif
+        return Wake();
     }
+
+    // Stores a non-zero signal and wakes the sleeper at once.
+    void wake(std::uint32_t signal) noexcept { post(signal).deliver(); }
 
     // Sleeps until a signal is pending or the deadline passes; returns the
     // signal, 0 at the deadline.

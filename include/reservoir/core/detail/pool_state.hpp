@@ -261,10 +261,24 @@ private:
 
     // Hands the (already unlinked) waiter its result and wakes it. The wake
     // is the last touch: the waiter may return at once.
-    static void settle_locked(Waiter& w, SlotT* slot, decltype(Waiter::outcome) outcome) noexcept {
+    void settle_locked(Waiter& w, SlotT* slot, decltype(Waiter::outcome) outcome) noexcept {
         w.slot = slot;
         w.outcome = outcome;
-        w.parker.wake(Waiter::settled);
+        signal_locked(w.parker, Waiter::settled);
+    }
+
+    // Wake-ups owed to waiters by a release, delivered once it has let go of
+    // the lock (see Parker::Wake). Two at most: a hand-off and a turn passed on.
+    struct DeferredWakes {
+        Parker::Wake wakes[2];
+        std::size_t count = 0;
+    };
+
+    void signal_locked(Parker& p, std::uint32_t signal) noexcept {
+        Parker::Wake wake = p.post(signal);
+        if (deferred_ && deferred_->count < std::size(deferred_->wakes))
+            deferred_->wakes[deferred_->count++] = std::move(wake);
+        // otherwise delivered here, by the destructor
     }
 
     // Checks the options and the sizing policy's numbers before anything is allocated.
@@ -509,7 +523,7 @@ private:
     bool wake_for_retry_locked(Waiter& w) noexcept {
         if (w.parker.signal() == Waiter::retry) return false;
         ++retrying_;
-        w.parker.wake(Waiter::retry);
+        signal_locked(w.parker, Waiter::retry);
         return true;
     }
 
@@ -521,6 +535,7 @@ private:
     }
 
     void release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept {
+        DeferredWakes wakes;  // destroyed after the lock below is let go: that delivers them
         std::unique_lock lk(mu_);
         if (closing_ && action != ReleaseAction::discard) {
             action = ReleaseAction::discard;
@@ -530,8 +545,10 @@ private:
             why = CloseReason::evicted;
         }
         switch (action) {
-            case ReleaseAction::reuse:
+            case ReleaseAction::reuse:  // not closing (above), so the lock is held throughout
+                deferred_ = &wakes;
                 make_available_locked(s, lk);
+                deferred_ = nullptr;
                 break;
             case ReleaseAction::reset:
                 set_state_locked(s, slot_busy);
@@ -888,6 +905,7 @@ private:
     std::size_t waiting_ = 0;
     std::size_t retrying_ = 0;  // waiters woken to claim an idle slot, not yet run
     bool armed_ = false;        // every idle and lent slot carries the attention bit (the gate is up)
+    DeferredWakes* deferred_ = nullptr;  // where wake-ups go while a release holds the lock
     std::condition_variable work_cv_;     // workers sleep here
     std::condition_variable drained_cv_;  // shutdown and destroy wait here
     std::vector<SlotT*> resets_;          // returned slots waiting for a reset

@@ -793,6 +793,9 @@ struct None {
 // reservoir::Pool and reservoir::Lease: the public face of the pool.
 
 #include <chrono>
+#include <string>
+#include <utility>
+
 // ---- reservoir/core/source_location.hpp
 // reservoir::source_location: std::source_location where the standard library
 // has it; otherwise (clang 14 with libstdc++) a stand-in with the same members,
@@ -832,7 +835,6 @@ private:
 };
 }  // namespace reservoir
 #endif
-#include <utility>
 
 // ---- reservoir/core/detail/pool_state.hpp
 // The pool's engine. Pool and Lease are thin handles onto one PoolState, which
@@ -1393,6 +1395,11 @@ public:
                                                         : BreakerState::half_open;
         st.breaker_trips = breaker_trips_;
         return st;
+    }
+
+    std::string last_connect_error() const {
+        std::lock_guard lk(mu_);
+        return last_connect_error_;
     }
 
     const PoolOptions& options() const noexcept { return options_; }
@@ -2221,6 +2228,9 @@ public:
     }
 
     PoolStats stats() const { return state_->stats(); }
+    // The latest connect's error, empty once one succeeds: stats().last_connect_error
+    // without the rest of the snapshot (one short lock, no scan of the slots).
+    std::string last_connect_error() const { return state_->last_connect_error(); }
 
     // New acquires fail with PoolClosed and waiters wake with it at once; idle
     // connections close; lent ones close as they come back. Waits up to
@@ -2380,7 +2390,7 @@ private:
             case ErrorKind::acquire_timeout:
                 // The wait ended before the breaker opened: it was for
                 // connects, and the latest one failed.
-                return !replica_->stats().last_connect_error.empty();
+                return !replica_->last_connect_error().empty();
             default: return false;
         }
     }

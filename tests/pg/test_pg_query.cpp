@@ -316,7 +316,18 @@ TEST_CASE("a statement whose network goes dark fails at its deadline plus the gr
         std::condition_variable cv;
         bool returned = false;
         std::thread dark([&] {
-            std::this_thread::sleep_for(300ms);
+            // Dark once the statement runs on the server (seen directly, not
+            // through the proxy), or after 5 s at most.
+            try {
+                auto admin = connect_admin();
+                const auto until = Clock::now() + 5s;
+                while (Clock::now() < until &&
+                       admin.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'",
+                                   first_pid)
+                               .scalar<std::int64_t>() == 0)
+                    std::this_thread::sleep_for(5ms);
+            } catch (...) {
+            }
             proxy.set_mode(fault::Mode::blackhole);
             // Should the statement hang, the network comes back after 10 s so that the test ends.
             std::unique_lock lk(mu);

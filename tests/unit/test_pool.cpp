@@ -407,6 +407,7 @@ TEST_CASE("a failed connect backs off before the next attempt", "[health][retry]
     CHECK(rig.server->connect_attempts() == 1);
     CHECK(pool->stats().connect_failures == 1);
     CHECK(pool->stats().last_connect_error == "mock: connection refused");
+    CHECK(pool->last_connect_error() == "mock: connection refused");
 
     pool->maintain();  // still inside the backoff window at most 100 ms long
     if (rig.server->connect_attempts() == 1) {
@@ -416,6 +417,7 @@ TEST_CASE("a failed connect backs off before the next attempt", "[health][retry]
     CHECK(rig.server->connect_attempts() == 2);
     CHECK(pool->stats().total == 1);
     CHECK(pool->stats().last_connect_error.empty());
+    CHECK(pool->last_connect_error().empty());
 }
 
 TEST_CASE("a connection idle past validate_after_idle is pinged on borrow; a dead one is replaced",

@@ -2,8 +2,10 @@
 // reservoir::Pool and reservoir::Lease: the public face of the pool.
 
 #include <chrono>
-#include "source_location.hpp"
+#include <string>
 #include <utility>
+
+#include "source_location.hpp"
 
 #include "concepts.hpp"
 #include "detail/pool_state.hpp"
@@ -133,6 +135,9 @@ public:
     }
 
     PoolStats stats() const { return state_->stats(); }
+    // The latest connect's error, empty once one succeeds: stats().last_connect_error
+    // without the rest of the snapshot (one short lock, no scan of the slots).
+    std::string last_connect_error() const { return state_->last_connect_error(); }
 
     // New acquires fail with PoolClosed and waiters wake with it at once; idle
     // connections close; lent ones close as they come back. Waits up to

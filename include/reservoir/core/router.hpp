@@ -131,7 +131,7 @@ private:
             case ErrorKind::acquire_timeout:
                 // The wait ended before the breaker opened: it was for
                 // connects, and the latest one failed.
-                return !replica_->stats().last_connect_error.empty();
+                return !replica_->last_connect_error().empty();
             default: return false;
         }
     }

@@ -235,6 +235,11 @@ public:
         return st;
     }
 
+    std::string last_connect_error() const {
+        std::lock_guard lk(mu_);
+        return last_connect_error_;
+    }
+
     const PoolOptions& options() const noexcept { return options_; }
     D& driver() noexcept { return driver_; }
     C& context() noexcept { return context_; }

@@ -1426,8 +1426,8 @@ private:
         bool settled_locked() const noexcept { return slot || outcome != waiting; }
     };
 
-    // Hands the (already unlinked) waiter its result and wakes it. The wake
-    // is the last touch: the waiter may return at once.
+    // Hands the (already unlinked) waiter its result and wakes it. Posting the
+    // signal is the last touch of the waiter, which may return at once.
     void settle_locked(Waiter& w, SlotT* slot, decltype(Waiter::outcome) outcome) noexcept {
         w.slot = slot;
         w.outcome = outcome;

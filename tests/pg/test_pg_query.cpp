@@ -458,3 +458,29 @@ TEST_CASE("a pipeline is all or nothing: a failing statement rolls back the ones
     CHECK(c.query("SELECT count(*) FROM " + table).scalar<std::int64_t>() == 3);
     c.execute("DROP TABLE " + table);
 }
+
+TEST_CASE("a pipeline past its deadline throws 57014, gives up its connection, and cancels the batch on the server",
+          "[pg][pipeline]") {
+    auto c = connect();
+    const int pid = c.backend_pid();
+    const auto start = Clock::now();
+    try {
+        pg::pipeline_until(c, Clock::now() + 300ms, [](pg::Pipeline& p) { p.query("SELECT pg_sleep(30)"); });
+        FAIL("no exception");
+    } catch (const pg::QueryError& e) {
+        CHECK(e.sqlstate() == "57014");
+        CHECK_THAT(std::string(e.what()), Catch::Contains("cancelled on the server"));
+    }
+    CHECK(elapsed_ms(start) < 2000);
+    CHECK(c.must_evict());
+    // The session is still open here, so without the cancel its backend would
+    // run the sleep for 30 s.
+    auto admin = connect_admin();
+    bool stopped = false;
+    for (const auto until = Clock::now() + 10s; !stopped && Clock::now() < until;) {
+        stopped = admin.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", pid)
+                      .scalar<std::int64_t>() == 0;
+        if (!stopped) std::this_thread::sleep_for(10ms);
+    }
+    CHECK(stopped);
+}

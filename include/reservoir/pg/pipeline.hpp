@@ -17,8 +17,8 @@
 // abandoned: a statement that raises an error is queued before the sync, so
 // the server rolls back what was queued, and the callback's exception
 // propagates. A batch that
-// runs past the connection's query timeout closes the connection (a cancel
-// cannot be told apart per statement), and throws 57014.
+// runs past its deadline throws 57014; its connection is closed (a cancel
+// cannot be told apart per statement) and the batch cancelled on the server.
 
 #include <libpq-fe.h>
 
@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "connection.hpp"
+#include "detail/cancel.hpp"
 
 namespace reservoir::pg {
 
@@ -119,10 +120,15 @@ private:
         conn_.throw_failure(c_, nullptr);
     }
 
+    // The connection is given up, but its backend would run the rest of the
+    // batch until it next wrote to the socket: a cancel stops it now, sent
+    // without waiting for it (see CancelSender).
     [[noreturn]] void timed_out() {
         conn_.evict_ = true;
+        const bool cancelled = detail::CancelSender().start(c_);
         throw QueryError("reservoir: a pipeline of " + std::to_string(queued_) +
-                             " statements ran past its deadline; the connection will be closed",
+                             " statements ran past its deadline; the connection will be closed" +
+                             (cancelled ? " and the batch was cancelled on the server" : ""),
                          std::string(sqlstate::query_canceled));
     }
 

@@ -50,10 +50,10 @@ public:
         word_.store(0, std::memory_order_relaxed);
     }
 
-    // The system call a signal may still owe its sleeper, made by deliver()
-    // or the destructor: after the waker has let go of its lock, so that the
-    // woken thread does not run straight into the held lock, and the waker is
-    // not preempted in favour of it while holding the lock. It uses only the
+    // The system call a signal may still owe its sleeper, made by the
+    // destructor: after the waker has let go of its lock, so that the woken
+    // thread does not run straight into the held lock, and the waker is not
+    // preempted in favour of it while holding the lock. It uses only the
     // word's address: see the comment at the top.
     class Wake {
     public:
@@ -63,10 +63,9 @@ public:
             std::swap(word_, o.word_);
             return *this;
         }
-        ~Wake() { deliver(); }
-        void deliver() noexcept {
+        ~Wake() {
 #if defined(__linux__)
-            if (word_) ::syscall(SYS_futex, std::exchange(word_, nullptr), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+            if (word_) ::syscall(SYS_futex, word_, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 #endif
         }
 
@@ -88,9 +87,6 @@ public:
 #endif
         return Wake();
     }
-
-    // Stores a non-zero signal and wakes the sleeper at once.
-    void wake(std::uint32_t signal) noexcept { post(signal).deliver(); }
 
     // Sleeps until a signal is pending or the deadline passes; returns the
     // signal, 0 at the deadline.

@@ -116,6 +116,40 @@ TEST_CASE("acquire times out with the wait and the pool's state in the message",
     CHECK(st.waiting == 0);
 }
 
+TEST_CASE("waiters whose deadlines pass together are timed out together, by the first to wake", "[acquire]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 1});
+    pool->maintain();
+    auto held = pool->acquire();
+    std::vector<std::string> messages(3);
+    std::vector<std::thread> due;
+    for (std::size_t i = 0; i < messages.size(); ++i)
+        due.emplace_back([&, i] {
+            try {
+                (void)pool->acquire(10ms);
+            } catch (const reservoir::AcquireTimeout& e) {
+                messages[i] = e.what();
+            }
+        });
+    REQUIRE(test::eventually([&] { return pool->stats().waiting == 3; }));
+    const auto held_id = held->id();
+    std::atomic<bool> later_served{false};
+    std::thread later([&] { later_served = pool->acquire(1h)->id() == held_id; });
+    REQUIRE(test::eventually([&] { return pool->stats().waiting == 4; }));
+
+    rig.clock.advance(10ms);
+    for (auto& t : due) t.join();
+    // One pass timed all three out: each message shows the queue as it was
+    // before any of them left it (one by one, they would show 4, 3 and 2).
+    for (const auto& m : messages) CHECK_THAT(m, Catch::Contains("waiting=4"));
+    CHECK(pool->stats().acquire_timeouts == 3);
+    CHECK(pool->stats().waiting == 1);  // a deadline not yet passed is left alone
+
+    held.release();
+    later.join();
+    CHECK(later_served);
+}
+
 TEST_CASE("an acquire timeout names the last connect error", "[acquire]") {
     auto server = std::make_shared<Server>();
     server->fail_next_connects(1000);

@@ -648,21 +648,26 @@ TEST_CASE("the breaker opens after consecutive connect failures, fails fast, pro
 }
 
 TEST_CASE("a pool with min_size 0 probes after the cooldown when asked, and serves again", "[health][breaker]") {
-    Rig rig({.min_size = 0, .max_size = 1, .retry_initial = 1ms, .retry_max = 1ms, .breaker_threshold = 2,
-             .breaker_cooldown = 20ms});
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 0, .max_size = 1, .retry_initial = 1ms, .retry_max = 1ms,
+                          .breaker_threshold = 2, .breaker_cooldown = 20ms});
     rig.server->fail_next_connects(2);
-    CHECK_THROWS_AS(rig.pool->acquire(5s), reservoir::PoolUnavailable);  // two failures trip it
-    CHECK(rig.pool->stats().breaker_trips == 1);
-    // No connection stays open to keep it dialing: only acquirers can ask for
-    // the probe. Fail fast during the cooldown; then one acquire is served.
-    CHECK(test::eventually([&] {
-        try {
-            return rig.pool->acquire(5s)->alive();
-        } catch (const reservoir::PoolUnavailable&) {
-            return false;
-        }
-    }));
-    CHECK(rig.pool->stats().breaker == reservoir::BreakerState::closed);
+    // No connection stays open to keep it dialing: only acquirers ask for
+    // connects (the waiter runs them itself: no background threads here).
+    std::thread first([&] { CHECK_THROWS_AS(pool->acquire(5s), reservoir::PoolUnavailable); });
+    REQUIRE(test::eventually([&] { return pool->stats().connect_failures == 1; }));
+    rig.clock.advance(5ms);  // past the backoff (at most retry_max): the second failure trips it
+    first.join();
+    CHECK(rig.server->connect_attempts() == 2);
+    CHECK(pool->stats().breaker_trips == 1);
+
+    // Fail fast during the cooldown, without dialing...
+    CHECK_THROWS_AS(pool->acquire(5s), reservoir::PoolUnavailable);
+    CHECK(rig.server->connect_attempts() == 2);
+    // ...then the first acquire after it asks for the probe and is served by it.
+    rig.clock.advance(20ms);
+    CHECK(pool->acquire(5s)->alive());
+    CHECK(pool->stats().breaker == reservoir::BreakerState::closed);
     CHECK(rig.server->connect_attempts() == 3);
 }
 

@@ -70,6 +70,29 @@ TEST_CASE("a backend terminated while idle in the pool is replaced before anyone
     CHECK(pool.stats().closes.broken == 1);
 }
 
+TEST_CASE("acquires with no time for the borrow's ping leave the connection open: a worker finishes the ping",
+          "[pg]") {
+    auto cfg = single_connection_config();
+    cfg.pool.validate_after_idle = 0ms;  // a ping on every borrow
+    reservoir::PgPool pool(cfg);
+    const int pid = pool.acquire()->backend_pid();
+    for (int i = 0; i < 5; ++i) {
+        int served = pid;  // served only if the answer beat the poll
+        try {
+            served = pool.acquire(0ms)->backend_pid();
+        } catch (const reservoir::AcquireTimeout&) {
+        }
+        CHECK(served == pid);
+        const auto until = std::chrono::steady_clock::now() + 5s;
+        while (pool.stats().idle != 1 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+        REQUIRE(pool.stats().idle == 1);
+    }
+    CHECK(pool.stats().closes.broken == 0);
+    auto lease = pool.acquire();
+    CHECK(lease->backend_pid() == pid);  // the same session throughout
+    CHECK(lease->query("SELECT 1").scalar<int>() == 1);
+}
+
 TEST_CASE("a lease returned mid-transaction is rolled back before the next borrower", "[pg]") {
     ScratchTable t("id int");
     auto cfg = single_connection_config();

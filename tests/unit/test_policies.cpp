@@ -118,4 +118,10 @@ TEST_CASE("health::Default decides from state and time alone", "[policies]") {
     CHECK(h.retire(c, t0 + 1h));
     c.uses = 10;
     CHECK(h.retire(c, t0));
+
+    // validate_after_idle = 0 pings every borrow, even one whose clock reads
+    // earlier than the last check (the borrow reads a coarse clock).
+    const reservoir::health::Default always(reservoir::PoolOptions{.validate_after_idle = 0ms});
+    CHECK(always.borrow_check(c, t0) == reservoir::BorrowCheck::ping);
+    CHECK(always.borrow_check(c, t0 - 3ms) == reservoir::BorrowCheck::ping);
 }

@@ -477,6 +477,36 @@ TEST_CASE("a connection idle past validate_after_idle is pinged on borrow; a dea
     CHECK(pool->stats().closes.broken == 1);
 }
 
+TEST_CASE("a borrow-time ping that runs out of a short deadline is no verdict: a worker pings again",
+          "[health]") {
+    Rig rig({.min_size = 1, .max_size = 1, .validate_after_idle = 0ms});  // a ping on every borrow
+    const auto first = rig.pool->acquire()->id();
+    CHECK(rig.server->pings() == 1);
+    rig.server->set_ping_latency(20ms);
+    CHECK_THROWS_AS(rig.pool->acquire(1ms), reservoir::AcquireTimeout);
+    // The worker's ping, with connect_timeout, is answered: the connection is kept.
+    REQUIRE(test::eventually([&] { return rig.pool->stats().idle == 1; }));
+    CHECK(rig.server->pings() == 3);  // the one out of time, then the worker's
+    CHECK(rig.pool->stats().closes.broken == 0);
+    CHECK(rig.server->connects() == 1);
+    rig.server->set_ping_latency(0ms);
+    CHECK(rig.pool->acquire()->id() == first);
+
+    // A dead connection fails the worker's ping too, and is replaced.
+    rig.server->set_ping_latency(20ms);
+    rig.server->restart();
+    CHECK_THROWS_AS(rig.pool->acquire(1ms), reservoir::AcquireTimeout);
+    REQUIRE(test::eventually([&] { return rig.pool->stats().closes.broken == 1; }));
+    rig.server->set_ping_latency(0ms);
+    const auto second = rig.pool->acquire()->id();
+    CHECK(second != first);
+
+    // A ping that had a fair time (ping_verdict_time, 100 ms) and still timed out is a verdict.
+    rig.server->set_ping_latency(1s);
+    CHECK_THROWS_AS(rig.pool->acquire(150ms), reservoir::AcquireTimeout);
+    CHECK(rig.pool->stats().closes.broken == 2);  // closed by the borrower, before it gave up
+}
+
 TEST_CASE("connections past their lifetime are retired on return, never while lent", "[health]") {
     test::ManualRig rig;
     auto pool = rig.make({.min_size = 1, .max_size = 1, .max_lifetime = 10min, .lifetime_jitter = 0.0});

@@ -24,7 +24,10 @@ struct ConnectionInfo {
 // Driver: opens one kind of connection and checks it. Holds no pooling logic.
 //   connect(deadline)   opens a connection or throws (ConnectError), never past deadline
 //   is_usable(conn)     cheap local check, no I/O (socket state, transaction state)
-//   ping(conn, deadline) a round trip; false (or a throw) means the connection is dead
+//   ping(conn, deadline) a round trip; false (or a throw) means the connection is dead, or
+//                       that a short deadline came first: then a worker pings it once more
+//                       before the pool decides (so a ping must be able to follow one that
+//                       timed out)
 template <class D>
 concept Driver = requires { typename D::connection_type; } &&
                  std::move_constructible<typename D::connection_type> &&

@@ -85,7 +85,9 @@ public:
     explicit Default(const PoolOptions& o) : o_(o) {}
 
     BorrowCheck borrow_check(const ConnectionInfo& c, time_point now) const noexcept {
-        return now - c.last_checked >= o_.validate_after_idle ? BorrowCheck::ping : BorrowCheck::local;
+        // 0 means always: the borrow's coarse clock may lag the time the check was stamped with.
+        const bool due = o_.validate_after_idle == duration::zero() || now - c.last_checked >= o_.validate_after_idle;
+        return due ? BorrowCheck::ping : BorrowCheck::local;
     }
     time_point expiry(time_point now, std::uint64_t random) const noexcept {
         return detail::jittered_expiry(now, o_.max_lifetime, o_.lifetime_jitter, random);

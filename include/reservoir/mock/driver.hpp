@@ -1,9 +1,9 @@
 #pragma once
 // reservoir::mock: an in-memory driver for unit tests and for measuring the
 // pool's own overhead. Deterministic (seeded), and every fault is injectable:
-// connect latency and failures, query latency and errors, connections that
-// break locally (visible to is_usable) or silently (visible only to a round
-// trip, like a server restart), plus counters of everything it was asked.
+// connect, ping and query latency, connect failures, query errors, connections
+// that break locally (visible to is_usable) or silently (visible only to a
+// round trip, like a server restart), plus counters of everything it was asked.
 
 #include <atomic>
 #include <chrono>
@@ -31,6 +31,7 @@ public:
     // Faults and latencies (take effect for the next call).
     void set_connect_latency(duration d) { connect_latency_.store(d.count()); }
     void set_query_latency(duration d) { query_latency_.store(d.count()); }
+    void set_ping_latency(duration d) { ping_latency_.store(d.count()); }
     void fail_next_connects(std::size_t n) { fail_next_.store(n); }
     void set_connect_failure_rate(double p) {
         std::lock_guard lk(mu_);
@@ -86,6 +87,7 @@ private:
     std::function<void()> on_connect_;
     std::atomic<duration::rep> connect_latency_{0};
     std::atomic<duration::rep> query_latency_{0};
+    std::atomic<duration::rep> ping_latency_{0};
     std::atomic<std::size_t> fail_next_{0};
     std::atomic<std::uint64_t> generation_{0};
     std::atomic<std::size_t> live_{0}, peak_{0};
@@ -180,8 +182,15 @@ public:
 
     bool is_usable(const Connection& c) const noexcept { return !c.broken(); }
 
-    bool ping(Connection& c, time_point) {
+    // Past the deadline it returns false and leaves the connection as it
+    // was, ready for another ping: the contract a pool's recheck relies on.
+    bool ping(Connection& c, time_point deadline) {
         server_->pings_.fetch_add(1);
+        if (const auto latency = duration(server_->ping_latency_.load()); latency > duration::zero()) {
+            const duration left = deadline - clock_.now();
+            if (!sleep_or_stop(std::min(latency, std::max(left, duration::zero())))) return false;
+            if (latency > left) return false;
+        }
         return c.alive();
     }
 

@@ -170,10 +170,28 @@ public:
     }
 
     // A round trip (an empty query) under the deadline; false on any failure.
+    // One that runs out of time stays in flight, and the next ping waits for
+    // its answer instead of sending another: the pool pings again a connection
+    // whose borrower had no time left for the check (see Driver in concepts.hpp).
     bool ping(time_point deadline) noexcept {
         try {
-            run(deadline, OnTimeout::abandon, "", [](PGconn* c) { return PQsendQuery(c, ""); });
-            return true;
+            PGconn* c = ping_in_flight_ ? conn_.get() : ready_connection();
+            if (!c) return false;
+            if (!ping_in_flight_) {
+                if (!PQsendQuery(c, "")) return false;
+                ping_in_flight_ = true;
+            }
+            if (!flush(c, deadline)) return false;
+            bool ok = true;
+            for (;;) {
+                if (!await_result(c, deadline)) return false;  // still in flight
+                detail::ResultPtr r(PQgetResult(c));
+                if (!r) break;
+                ok = ok && PQresultStatus(r.get()) == PGRES_EMPTY_QUERY;
+            }
+            ping_in_flight_ = false;
+            answered_at_ = std::chrono::steady_clock::now();
+            return ok && PQstatus(c) == CONNECTION_OK;
         } catch (...) {
             return false;
         }
@@ -209,7 +227,7 @@ private:
 
     enum class OnTimeout {
         cancel,   // cancel on the server and drain, keeping the connection
-        abandon,  // leave it to be closed (pings and resets, whose caller closes it)
+        abandon,  // leave it to be closed (session resets, whose caller closes it)
     };
     template <class Send>
     Result run(time_point deadline, OnTimeout on_timeout, std::string_view sql, Send send) {
@@ -354,6 +372,7 @@ private:
     detail::SessionTracker session_;
     ResetMode session_reset_;
     bool evict_ = false;
+    bool ping_in_flight_ = false;  // sent by a ping that ran out of time; the next ping reads its answer
     static constexpr duration recent_answer = std::chrono::milliseconds(1);
     time_point answered_at_{};  // when the last statement's results were all read (see usable())
 };

@@ -70,7 +70,7 @@ public:
           // Jitter must differ between pools and processes started together.
           random_(reinterpret_cast<std::uintptr_t>(this) ^
                   static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) {
-        resets_.reserve(nslots_);  // so that queueing a reset never allocates
+        jobs_.reserve(nslots_);  // so that queueing a job never allocates
         next_housekeeping_ = clock_.now();
         if (options_.background_threads) start_workers();
     }
@@ -347,8 +347,17 @@ private:
         const time_point now = clock_.coarse_now();
         bool ok = driver_.is_usable(*s.conn);
         if (ok && health_.borrow_check(s.info(), now) == BorrowCheck::ping) {
-            if (start == time_point{}) start = clock_.now();
-            ok = ping(s, start + timeout);
+            const time_point ping_start = clock_.now();
+            if (start == time_point{}) start = ping_start;
+            const time_point deadline = start + timeout;
+            ok = ping(s, deadline);
+            if (!ok && deadline - ping_start < ping_verdict_time && clock_.now() >= deadline) {
+                // Out of the caller's (short) time, which says nothing of the
+                // connection: a worker gives it a fair ping.
+                std::lock_guard lk(mu_);
+                queue_job_locked(s, Job::recheck);
+                return false;
+            }
         }
         if (!ok) {
             if (start == time_point{}) start = clock_.now();  // closing it counts against the deadline
@@ -554,9 +563,7 @@ private:
                 deferred_ = nullptr;
                 break;
             case ReleaseAction::reset:
-                set_state_locked(s, slot_busy);
-                resets_.push_back(&s);
-                if (options_.background_threads) work_cv_.notify_one();
+                queue_job_locked(s, Job::reset);
                 break;
             case ReleaseAction::discard:
                 set_state_locked(s, slot_busy);
@@ -631,10 +638,10 @@ private:
 
     // One reset or one connect, if any is due. False when there was nothing to do.
     bool run_one_job_locked(std::unique_lock<std::mutex>& lk) {
-        if (!resets_.empty()) {
-            SlotT* s = resets_.back();
-            resets_.pop_back();
-            reset(*s, lk);
+        if (!jobs_.empty()) {
+            const Job job = jobs_.back();
+            jobs_.pop_back();
+            job.kind == Job::reset ? reset(*job.slot, lk) : ping_then_keep(*job.slot, ping_verdict_time, lk);
             return true;
         }
         if (need_connect_locked(clock_.now())) {
@@ -654,6 +661,32 @@ private:
         breaker_until_ = now + options_.breaker_cooldown;
         if (live_ == 0) wake_all_waiters_locked(Waiter::unavailable);
         return opening;
+    }
+
+    struct Job {
+        SlotT* slot;
+        enum { reset, recheck } kind;  // a session reset, or a ping the borrower had no time for
+    };
+
+    void queue_job_locked(SlotT& s, decltype(Job::kind) kind) noexcept {
+        set_state_locked(s, slot_busy);
+        jobs_.push_back({&s, kind});
+        if (options_.background_threads) work_cv_.notify_one();
+    }
+
+    // A ping that times out with less time than this is no verdict on the
+    // connection (acquire(0ms) would otherwise close every connection due a
+    // ping): a worker pings it again with this much. One that had more is.
+    static constexpr duration ping_verdict_time = std::chrono::milliseconds(100);
+
+    // Keeps the (busy) slot if its connection answers a ping within `budget`, else closes it.
+    void ping_then_keep(SlotT& s, duration budget, std::unique_lock<std::mutex>& lk) noexcept {
+        if (closing_) return close_locked(s, CloseReason::shutdown, lk);
+        const time_point deadline = clock_.now() + budget;
+        lk.unlock();
+        const bool ok = ping(s, deadline);
+        lk.lock();
+        ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
     }
 
     void reset(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
@@ -752,10 +785,7 @@ private:
                 close_locked(s, *close, lk);
                 continue;
             }
-            lk.unlock();
-            const bool ok = ping(s, clock_.now() + options_.connect_timeout);
-            lk.lock();
-            ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
+            ping_then_keep(s, options_.connect_timeout, lk);
         }
     }
 
@@ -933,7 +963,7 @@ private:
     DeferredWakes* deferred_ = nullptr;  // where wake-ups go while a release holds the lock
     std::condition_variable work_cv_;     // workers sleep here
     std::condition_variable drained_cv_;  // shutdown and destroy wait here
-    std::vector<SlotT*> resets_;          // returned slots waiting for a reset
+    std::vector<Job> jobs_;  // busy slots waiting for a worker
 
     std::size_t live_ = 0;        // slots holding a connection
     std::size_t connecting_ = 0;  // slots with a connect in flight

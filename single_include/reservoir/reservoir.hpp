@@ -99,7 +99,10 @@ struct ConnectionInfo {
 // Driver: opens one kind of connection and checks it. Holds no pooling logic.
 //   connect(deadline)   opens a connection or throws (ConnectError), never past deadline
 //   is_usable(conn)     cheap local check, no I/O (socket state, transaction state)
-//   ping(conn, deadline) a round trip; false (or a throw) means the connection is dead
+//   ping(conn, deadline) a round trip; false (or a throw) means the connection is dead, or
+//                       that a short deadline came first: then a worker pings it once more
+//                       before the pool decides (so a ping must be able to follow one that
+//                       timed out)
 template <class D>
 concept Driver = requires { typename D::connection_type; } &&
                  std::move_constructible<typename D::connection_type> &&
@@ -754,7 +757,9 @@ public:
     explicit Default(const PoolOptions& o) : o_(o) {}
 
     BorrowCheck borrow_check(const ConnectionInfo& c, time_point now) const noexcept {
-        return now - c.last_checked >= o_.validate_after_idle ? BorrowCheck::ping : BorrowCheck::local;
+        // 0 means always: the borrow's coarse clock may lag the time the check was stamped with.
+        const bool due = o_.validate_after_idle == duration::zero() || now - c.last_checked >= o_.validate_after_idle;
+        return due ? BorrowCheck::ping : BorrowCheck::local;
     }
     time_point expiry(time_point now, std::uint64_t random) const noexcept {
         return detail::jittered_expiry(now, o_.max_lifetime, o_.lifetime_jitter, random);
@@ -1228,7 +1233,7 @@ public:
           // Jitter must differ between pools and processes started together.
           random_(reinterpret_cast<std::uintptr_t>(this) ^
                   static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())) {
-        resets_.reserve(nslots_);  // so that queueing a reset never allocates
+        jobs_.reserve(nslots_);  // so that queueing a job never allocates
         next_housekeeping_ = clock_.now();
         if (options_.background_threads) start_workers();
     }
@@ -1505,8 +1510,17 @@ private:
         const time_point now = clock_.coarse_now();
         bool ok = driver_.is_usable(*s.conn);
         if (ok && health_.borrow_check(s.info(), now) == BorrowCheck::ping) {
-            if (start == time_point{}) start = clock_.now();
-            ok = ping(s, start + timeout);
+            const time_point ping_start = clock_.now();
+            if (start == time_point{}) start = ping_start;
+            const time_point deadline = start + timeout;
+            ok = ping(s, deadline);
+            if (!ok && deadline - ping_start < ping_verdict_time && clock_.now() >= deadline) {
+                // Out of the caller's (short) time, which says nothing of the
+                // connection: a worker gives it a fair ping.
+                std::lock_guard lk(mu_);
+                queue_job_locked(s, Job::recheck);
+                return false;
+            }
         }
         if (!ok) {
             if (start == time_point{}) start = clock_.now();  // closing it counts against the deadline
@@ -1712,9 +1726,7 @@ private:
                 deferred_ = nullptr;
                 break;
             case ReleaseAction::reset:
-                set_state_locked(s, slot_busy);
-                resets_.push_back(&s);
-                if (options_.background_threads) work_cv_.notify_one();
+                queue_job_locked(s, Job::reset);
                 break;
             case ReleaseAction::discard:
                 set_state_locked(s, slot_busy);
@@ -1789,10 +1801,10 @@ private:
 
     // One reset or one connect, if any is due. False when there was nothing to do.
     bool run_one_job_locked(std::unique_lock<std::mutex>& lk) {
-        if (!resets_.empty()) {
-            SlotT* s = resets_.back();
-            resets_.pop_back();
-            reset(*s, lk);
+        if (!jobs_.empty()) {
+            const Job job = jobs_.back();
+            jobs_.pop_back();
+            job.kind == Job::reset ? reset(*job.slot, lk) : ping_then_keep(*job.slot, ping_verdict_time, lk);
             return true;
         }
         if (need_connect_locked(clock_.now())) {
@@ -1812,6 +1824,32 @@ private:
         breaker_until_ = now + options_.breaker_cooldown;
         if (live_ == 0) wake_all_waiters_locked(Waiter::unavailable);
         return opening;
+    }
+
+    struct Job {
+        SlotT* slot;
+        enum { reset, recheck } kind;  // a session reset, or a ping the borrower had no time for
+    };
+
+    void queue_job_locked(SlotT& s, decltype(Job::kind) kind) noexcept {
+        set_state_locked(s, slot_busy);
+        jobs_.push_back({&s, kind});
+        if (options_.background_threads) work_cv_.notify_one();
+    }
+
+    // A ping that times out with less time than this is no verdict on the
+    // connection (acquire(0ms) would otherwise close every connection due a
+    // ping): a worker pings it again with this much. One that had more is.
+    static constexpr duration ping_verdict_time = std::chrono::milliseconds(100);
+
+    // Keeps the (busy) slot if its connection answers a ping within `budget`, else closes it.
+    void ping_then_keep(SlotT& s, duration budget, std::unique_lock<std::mutex>& lk) noexcept {
+        if (closing_) return close_locked(s, CloseReason::shutdown, lk);
+        const time_point deadline = clock_.now() + budget;
+        lk.unlock();
+        const bool ok = ping(s, deadline);
+        lk.lock();
+        ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
     }
 
     void reset(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
@@ -1910,10 +1948,7 @@ private:
                 close_locked(s, *close, lk);
                 continue;
             }
-            lk.unlock();
-            const bool ok = ping(s, clock_.now() + options_.connect_timeout);
-            lk.lock();
-            ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
+            ping_then_keep(s, options_.connect_timeout, lk);
         }
     }
 
@@ -2091,7 +2126,7 @@ private:
     DeferredWakes* deferred_ = nullptr;  // where wake-ups go while a release holds the lock
     std::condition_variable work_cv_;     // workers sleep here
     std::condition_variable drained_cv_;  // shutdown and destroy wait here
-    std::vector<SlotT*> resets_;          // returned slots waiting for a reset
+    std::vector<Job> jobs_;  // busy slots waiting for a worker
 
     std::size_t live_ = 0;        // slots holding a connection
     std::size_t connecting_ = 0;  // slots with a connect in flight
@@ -2511,9 +2546,9 @@ private:
 // ---- reservoir/mock/driver.hpp
 // reservoir::mock: an in-memory driver for unit tests and for measuring the
 // pool's own overhead. Deterministic (seeded), and every fault is injectable:
-// connect latency and failures, query latency and errors, connections that
-// break locally (visible to is_usable) or silently (visible only to a round
-// trip, like a server restart), plus counters of everything it was asked.
+// connect, ping and query latency, connect failures, query errors, connections
+// that break locally (visible to is_usable) or silently (visible only to a
+// round trip, like a server restart), plus counters of everything it was asked.
 
 #include <atomic>
 #include <chrono>
@@ -2536,6 +2571,7 @@ public:
     // Faults and latencies (take effect for the next call).
     void set_connect_latency(duration d) { connect_latency_.store(d.count()); }
     void set_query_latency(duration d) { query_latency_.store(d.count()); }
+    void set_ping_latency(duration d) { ping_latency_.store(d.count()); }
     void fail_next_connects(std::size_t n) { fail_next_.store(n); }
     void set_connect_failure_rate(double p) {
         std::lock_guard lk(mu_);
@@ -2591,6 +2627,7 @@ private:
     std::function<void()> on_connect_;
     std::atomic<duration::rep> connect_latency_{0};
     std::atomic<duration::rep> query_latency_{0};
+    std::atomic<duration::rep> ping_latency_{0};
     std::atomic<std::size_t> fail_next_{0};
     std::atomic<std::uint64_t> generation_{0};
     std::atomic<std::size_t> live_{0}, peak_{0};
@@ -2685,8 +2722,15 @@ public:
 
     bool is_usable(const Connection& c) const noexcept { return !c.broken(); }
 
-    bool ping(Connection& c, time_point) {
+    // Past the deadline it returns false and leaves the connection as it
+    // was, ready for another ping: the contract a pool's recheck relies on.
+    bool ping(Connection& c, time_point deadline) {
         server_->pings_.fetch_add(1);
+        if (const auto latency = duration(server_->ping_latency_.load()); latency > duration::zero()) {
+            const duration left = deadline - clock_.now();
+            if (!sleep_or_stop(std::min(latency, std::max(left, duration::zero())))) return false;
+            if (latency > left) return false;
+        }
         return c.alive();
     }
 
@@ -5312,10 +5356,28 @@ public:
     }
 
     // A round trip (an empty query) under the deadline; false on any failure.
+    // One that runs out of time stays in flight, and the next ping waits for
+    // its answer instead of sending another: the pool pings again a connection
+    // whose borrower had no time left for the check (see Driver in concepts.hpp).
     bool ping(time_point deadline) noexcept {
         try {
-            run(deadline, OnTimeout::abandon, "", [](PGconn* c) { return PQsendQuery(c, ""); });
-            return true;
+            PGconn* c = ping_in_flight_ ? conn_.get() : ready_connection();
+            if (!c) return false;
+            if (!ping_in_flight_) {
+                if (!PQsendQuery(c, "")) return false;
+                ping_in_flight_ = true;
+            }
+            if (!flush(c, deadline)) return false;
+            bool ok = true;
+            for (;;) {
+                if (!await_result(c, deadline)) return false;  // still in flight
+                detail::ResultPtr r(PQgetResult(c));
+                if (!r) break;
+                ok = ok && PQresultStatus(r.get()) == PGRES_EMPTY_QUERY;
+            }
+            ping_in_flight_ = false;
+            answered_at_ = std::chrono::steady_clock::now();
+            return ok && PQstatus(c) == CONNECTION_OK;
         } catch (...) {
             return false;
         }
@@ -5351,7 +5413,7 @@ private:
 
     enum class OnTimeout {
         cancel,   // cancel on the server and drain, keeping the connection
-        abandon,  // leave it to be closed (pings and resets, whose caller closes it)
+        abandon,  // leave it to be closed (session resets, whose caller closes it)
     };
     template <class Send>
     Result run(time_point deadline, OnTimeout on_timeout, std::string_view sql, Send send) {
@@ -5496,6 +5558,7 @@ private:
     detail::SessionTracker session_;
     ResetMode session_reset_;
     bool evict_ = false;
+    bool ping_in_flight_ = false;  // sent by a ping that ran out of time; the next ping reads its answer
     static constexpr duration recent_answer = std::chrono::milliseconds(1);
     time_point answered_at_{};  // when the last statement's results were all read (see usable())
 };

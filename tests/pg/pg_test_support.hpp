@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include <unistd.h>
 
@@ -59,6 +60,20 @@ inline reservoir::pg::Connection connect(const reservoir::pg::Config& c) {
 }
 inline reservoir::pg::Connection connect() { return connect(config()); }
 inline reservoir::pg::Connection connect_admin() { return connect(reservoir::pg::Config::from_url(admin_url())); }
+
+// Polls until `condition` holds or `limit` passes; false if it never did.
+template <class Condition>
+bool eventually(Condition condition, Clock::duration limit = 5s) {
+    for (const auto until = Clock::now() + limit; !condition(); std::this_thread::sleep_for(5ms))
+        if (Clock::now() >= until) return false;
+    return true;
+}
+
+// Whether backend `pid` is running a statement, as pg_stat_activity shows it.
+inline bool backend_active(reservoir::pg::Connection& admin, int pid) {
+    return admin.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", pid)
+               .scalar<std::int64_t>() > 0;
+}
 
 // Terminates a backend and waits until it is gone (PostgreSQL 14+).
 inline void terminate_backend(int pid) {

@@ -320,12 +320,7 @@ TEST_CASE("a statement whose network goes dark fails at its deadline plus the gr
             // through the proxy), or after 5 s at most.
             try {
                 auto admin = connect_admin();
-                const auto until = Clock::now() + 5s;
-                while (Clock::now() < until &&
-                       admin.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'",
-                                   first_pid)
-                               .scalar<std::int64_t>() == 0)
-                    std::this_thread::sleep_for(5ms);
+                (void)eventually([&] { return backend_active(admin, first_pid); });
             } catch (...) {
             }
             proxy.set_mode(fault::Mode::blackhole);
@@ -369,10 +364,7 @@ TEST_CASE("a statement whose network goes dark fails at its deadline plus the gr
         return admin.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", first_pid).scalar<std::int64_t>() >
                0;
     };
-    for (const auto until = Clock::now() + 10s; Clock::now() < until;) {
-        if (pg::detail::cancels_in_flight.load() == 0 && !first_backend_alive()) break;
-        std::this_thread::sleep_for(10ms);
-    }
+    (void)eventually([&] { return pg::detail::cancels_in_flight.load() == 0 && !first_backend_alive(); }, 10s);
     CHECK(pg::detail::cancels_in_flight.load() == 0);
     CHECK_FALSE(first_backend_alive());
 }
@@ -476,11 +468,5 @@ TEST_CASE("a pipeline past its deadline throws 57014, gives up its connection, a
     // The session is still open here, so without the cancel its backend would
     // run the sleep for 30 s.
     auto admin = connect_admin();
-    bool stopped = false;
-    for (const auto until = Clock::now() + 10s; !stopped && Clock::now() < until;) {
-        stopped = admin.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", pid)
-                      .scalar<std::int64_t>() == 0;
-        if (!stopped) std::this_thread::sleep_for(10ms);
-    }
-    CHECK(stopped);
+    CHECK(eventually([&] { return !backend_active(admin, pid); }, 10s));
 }

@@ -484,7 +484,7 @@ TEST_CASE("a borrow-time ping that runs out of a short deadline is no verdict: a
     CHECK(rig.server->pings() == 1);
     rig.server->set_ping_latency(20ms);
     CHECK_THROWS_AS(rig.pool->acquire(1ms), reservoir::AcquireTimeout);
-    // The worker's ping, with connect_timeout, is answered: the connection is kept.
+    // The worker's ping (ping_verdict_time, 100 ms) is answered: the connection is kept.
     REQUIRE(test::eventually([&] { return rig.pool->stats().idle == 1; }));
     CHECK(rig.server->pings() == 3);  // the one out of time, then the worker's
     CHECK(rig.pool->stats().closes.broken == 0);

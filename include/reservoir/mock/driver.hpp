@@ -188,8 +188,8 @@ public:
         server_->pings_.fetch_add(1);
         if (const auto latency = duration(server_->ping_latency_.load()); latency > duration::zero()) {
             const duration left = deadline - clock_.now();
-            if (!sleep_or_stop(std::min(latency, std::max(left, duration::zero())))) return false;
-            if (latency > left) return false;
+            const bool stopped = !sleep_or_stop(std::min(latency, std::max(left, duration::zero())));
+            if (stopped || latency > left) return false;
         }
         return c.alive();
     }

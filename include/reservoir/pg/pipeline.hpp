@@ -16,9 +16,9 @@
 // failed, as a failing query() would. If the callback throws, the batch is
 // abandoned: a statement that raises an error is queued before the sync, so
 // the server rolls back what was queued, and the callback's exception
-// propagates. A batch that
-// runs past its deadline throws 57014; its connection is closed (a cancel
-// cannot be told apart per statement) and the batch cancelled on the server.
+// propagates. A batch that runs past its deadline throws 57014; its
+// connection is closed (a cancel cannot be told apart per statement) and the
+// batch cancelled on the server.
 
 #include <libpq-fe.h>
 

@@ -259,8 +259,8 @@ private:
         time_point deadline{};  // when it gives up
         SlotT* slot = nullptr;  // the connection handed to this waiter
         enum { waiting, timed_out, closed, unavailable } outcome = waiting;  // or why it was woken without one
-        duration waited{};      // when timed out: for how long, and what the pool looked like then
-        std::string message;
+        duration waited{};      // when timed out: for how long, and the error's text
+        std::string message;    // (written by whichever waiter timed it out)
         bool barged = false;  // lost a claim to a newcomer: not woken again before its hand-off is due
         Parker parker;
 

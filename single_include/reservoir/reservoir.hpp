@@ -1422,8 +1422,8 @@ private:
         time_point deadline{};  // when it gives up
         SlotT* slot = nullptr;  // the connection handed to this waiter
         enum { waiting, timed_out, closed, unavailable } outcome = waiting;  // or why it was woken without one
-        duration waited{};      // when timed out: for how long, and what the pool looked like then
-        std::string message;
+        duration waited{};      // when timed out: for how long, and the error's text
+        std::string message;    // (written by whichever waiter timed it out)
         bool barged = false;  // lost a claim to a newcomer: not woken again before its hand-off is due
         Parker parker;
 
@@ -2728,8 +2728,8 @@ public:
         server_->pings_.fetch_add(1);
         if (const auto latency = duration(server_->ping_latency_.load()); latency > duration::zero()) {
             const duration left = deadline - clock_.now();
-            if (!sleep_or_stop(std::min(latency, std::max(left, duration::zero())))) return false;
-            if (latency > left) return false;
+            const bool stopped = !sleep_or_stop(std::min(latency, std::max(left, duration::zero())));
+            if (stopped || latency > left) return false;
         }
         return c.alive();
     }
@@ -5800,9 +5800,9 @@ private:
 // failed, as a failing query() would. If the callback throws, the batch is
 // abandoned: a statement that raises an error is queued before the sync, so
 // the server rolls back what was queued, and the callback's exception
-// propagates. A batch that
-// runs past its deadline throws 57014; its connection is closed (a cancel
-// cannot be told apart per statement) and the batch cancelled on the server.
+// propagates. A batch that runs past its deadline throws 57014; its
+// connection is closed (a cancel cannot be told apart per statement) and the
+// batch cancelled on the server.
 
 #include <libpq-fe.h>
 

@@ -5,8 +5,12 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "helpers.hpp"
@@ -69,6 +73,109 @@ TEST_CASE("200 threads through a pool of 20 never exceed max and lose nothing", 
     CHECK(st.acquires == ok.load());
     REQUIRE(test::eventually([&] { return pool.stats().resetting == 0 && pool.stats().connecting == 0; }));
     CHECK(pool.stats().total == server->live());
+    CHECK(pool.shutdown(5s));
+    CHECK(server->live() == 0);
+}
+
+// Event loops and blocking threads in one queue: 4 loops each keep 25
+// async_acquire calls outstanding, beside 50 blocking threads. Every call is
+// answered exactly once, whichever thread answers it.
+TEST_CASE("async and blocking acquirers together never exceed max and lose no callback", "[stress][async]") {
+    constexpr int loops = 4, per_loop = 25, blocking = 50;
+    constexpr std::size_t max = 20;
+    constexpr auto run_for = 1500ms;
+    using Lease = reservoir::MockPool::Lease;
+
+    auto server = std::make_shared<reservoir::mock::Server>();
+    server->set_connect_latency(1ms);
+    reservoir::MockPool pool(reservoir::mock::Driver(server),
+                             {.min_size = 5, .max_size = max, .idle_timeout = 50ms, .acquire_timeout = 20ms,
+                              .validate_after_idle = 1ms, .housekeeping_interval = 10ms});
+
+    std::atomic<std::uint64_t> issued{0}, answered{0}, leases{0}, timeouts{0}, other_errors{0};
+    std::atomic<bool> over_max{false};
+    const auto stop_at = std::chrono::steady_clock::now() + run_for;
+
+    // A loop's inbox: what its callbacks were answered with.
+    struct Inbox {
+        std::mutex mu;
+        std::condition_variable cv;
+        std::vector<std::pair<Lease, std::exception_ptr>> items;
+    };
+    std::vector<Inbox> inboxes(loops);
+    const auto issue = [&](Inbox& inbox) {
+        issued.fetch_add(1);
+        pool.async_acquire([&inbox](Lease lease, std::exception_ptr error) {
+            std::lock_guard lk(inbox.mu);
+            inbox.items.emplace_back(std::move(lease), std::move(error));
+            inbox.cv.notify_one();
+        });
+    };
+
+    std::vector<std::thread> threads;
+    for (int l = 0; l < loops; ++l) {
+        threads.emplace_back([&, l] {
+            Inbox& inbox = inboxes[static_cast<std::size_t>(l)];
+            for (int i = 0; i < per_loop; ++i) issue(inbox);
+            std::uint64_t outstanding = per_loop;
+            while (outstanding > 0) {
+                std::vector<std::pair<Lease, std::exception_ptr>> got;
+                {
+                    std::unique_lock lk(inbox.mu);
+                    inbox.cv.wait_for(lk, 10ms, [&] { return !inbox.items.empty(); });
+                    got.swap(inbox.items);
+                }
+                for (auto& [lease, error] : got) {
+                    --outstanding;
+                    answered.fetch_add(1);
+                    if (lease) {
+                        leases.fetch_add(1);
+                        if (server->live() > max) over_max = true;
+                    } else {
+                        try {
+                            std::rethrow_exception(error);
+                        } catch (const reservoir::AcquireTimeout&) {
+                            timeouts.fetch_add(1);
+                        } catch (...) {
+                            other_errors.fetch_add(1);
+                        }
+                    }
+                    if (lease && leases.load() % 50 == 0) lease.discard();
+                    lease.release();  // before the next call, so the loop never holds two per slot
+                    if (std::chrono::steady_clock::now() < stop_at) {
+                        issue(inbox);
+                        ++outstanding;
+                    }
+                }
+            }
+        });
+    }
+    for (int t = 0; t < blocking; ++t) {
+        threads.emplace_back([&, t] {
+            std::mt19937 rng(static_cast<unsigned>(t));
+            while (std::chrono::steady_clock::now() < stop_at) {
+                try {
+                    auto lease = pool.acquire();
+                    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 1000));
+                } catch (const reservoir::AcquireTimeout&) {
+                    timeouts.fetch_add(1);
+                } catch (...) {
+                    other_errors.fetch_add(1);
+                }
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+
+    CHECK_FALSE(over_max);
+    CHECK(server->peak() <= max);
+    CHECK(other_errors.load() == 0);
+    CHECK(answered.load() == issued.load());
+    CHECK(leases.load() > 1000);
+    const auto st = pool.stats();
+    CHECK(st.in_use == 0);
+    CHECK(st.waiting == 0);
+    CHECK(st.acquire_timeouts == timeouts.load());
     CHECK(pool.shutdown(5s));
     CHECK(server->live() == 0);
 }

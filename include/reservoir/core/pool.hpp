@@ -2,6 +2,8 @@
 // reservoir::Pool and reservoir::Lease: the public face of the pool.
 
 #include <chrono>
+#include <concepts>
+#include <exception>
 #include <string>
 #include <utility>
 
@@ -132,6 +134,29 @@ public:
     // idle (and a connect is started if the pool may grow). Throws PoolClosed.
     Lease try_acquire(source_location where = source_location::current()) {
         return Lease(state_, state_->try_acquire(where));
+    }
+
+    // For event-driven code: never blocks. Calls done(Lease, std::exception_ptr)
+    // exactly once, with a connection and a null error, or with an empty lease
+    // and the error acquire() would throw. That happens before async_acquire
+    // returns when a connection is idle (or the pool cannot serve); otherwise
+    // later, on the thread that frees a connection for it, or on a pool worker
+    // (timeouts, shutdown). So `done` must be quick and must not throw: hand
+    // the lease to your event loop. Queued with the threads in acquire(), first
+    // come first served. Timeouts need background_threads (or maintain()).
+    template <class F>
+        requires std::invocable<F&, Lease, std::exception_ptr>
+    void async_acquire(F done, source_location where = source_location::current()) {
+        async_acquire(options().acquire_timeout, std::move(done), where);
+    }
+    template <class F>
+        requires std::invocable<F&, Lease, std::exception_ptr>
+    void async_acquire(duration timeout, F done, source_location where = source_location::current()) {
+        state_->async_acquire(timeout, where,
+                              [state = state_, done = std::move(done)](typename State::SlotT* slot,
+                                                                       std::exception_ptr error) mutable noexcept {
+                                  done(slot ? Lease(state, slot) : Lease(), std::move(error));
+                              });
     }
 
     PoolStats stats() const { return state_->stats(); }

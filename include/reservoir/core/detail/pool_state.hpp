@@ -8,6 +8,8 @@
 //   acquire  fast: claim an idle slot by CAS, the thread's last slot first.
 //            slow: under the lock, claim an idle slot or queue as a waiter
 //            (FIFO) and sleep on the waiter's own parker (parker.hpp).
+//   async    the same, with a callback queued in place of a sleeping thread;
+//            finished outside the lock by whoever settles it.
 //   release  fast: CAS lent -> idle. slow (attention bit set, or the
 //            connection needs a reset or must close): under the lock, hand it
 //            to the oldest waiter, queue it for a reset, or close it.
@@ -107,6 +109,42 @@ public:
         return checkout(*s, start, options_.acquire_timeout, where) ? s : nullptr;
     }
 
+    // Calls done(slot, nullptr) with a checked-out connection, or
+    // done(nullptr, error) with what acquire() would throw: at once when a
+    // connection is idle or the pool cannot serve, else later, from the thread
+    // that frees a connection for it, or from a worker (timeouts). Never
+    // blocks: a connection due a ping is pinged by a worker, not here.
+    template <class F>
+    void async_acquire(duration timeout, const source_location& where, F done) {
+        for (SlotT* s = claim_idle_fast(); s; s = claim_idle_fast()) {
+            switch (checkout_async(*s, {}, where)) {
+                case Checkout::lent: return done(s, nullptr);
+                case Checkout::closed: return done(nullptr, std::make_exception_ptr(closed_error()));
+                case Checkout::failed: break;  // closed, or left to a worker to ping: try another
+            }
+        }
+        auto w = std::make_unique<AsyncCall<F>>(std::move(done), where);
+        w->since = clock_.now();
+        w->deadline = w->since + timeout;
+        std::unique_lock lk(mu_);
+        try {
+            if (closing_) throw closed_error();
+            admit_locked();
+        } catch (...) {
+            lk.unlock();
+            w->finish(nullptr, std::current_exception());
+            return;
+        }
+        AsyncWaiter& queued = *w.release();
+        enqueue_locked(queued);  // served at once if it is the head and a connection is idle
+        wake_worker_if_needed_locked();
+        if (!queued.settled_locked() && queued.deadline < timer_at_) {
+            timer_at_ = queued.deadline;  // a worker times it out
+            if (options_.background_threads) work_cv_.notify_one();
+        }
+        finish_completed_locked(lk);
+    }
+
     void release(SlotT& s, bool discard) noexcept {
         const time_point now = clock_.coarse_now();
         s.mark_used(now);
@@ -144,6 +182,7 @@ public:
         const time_point deadline = clock_.now() + timeout;
         std::unique_lock lk(mu_);
         begin_close_locked(lk);
+        finish_completed_locked(lk);
         while (!drained_locked()) {
             if (!wait_until(drained_cv_, lk, deadline)) return drained_locked();
         }
@@ -164,6 +203,8 @@ public:
         stop_source_.request_stop();
         for (auto& t : workers) t.join();
         lk.lock();  // every connection a worker finished with since was closed, not made idle
+        while (finish_completed_locked(lk)) {  // async waiters fail with PoolClosed
+        }
         for (std::size_t i = 0; i < nslots_; ++i)
             if ((slots_[i].word.load(std::memory_order_acquire) & slot_state_mask) == slot_lent) ++refs_;
         orphaned_ = true;
@@ -196,8 +237,11 @@ public:
         while (run_one_job_locked(lk)) {
         }
         housekeep_locked(lk);
-        while (run_one_job_locked(lk)) {
-        }
+        do {  // a finished async waiter may leave work: a connection to ping or replace
+            while (run_one_job_locked(lk)) {
+            }
+            if (const time_point now = clock_.now(); now >= async_deadline_locked()) time_out_due_locked(now);
+        } while (finish_completed_locked(lk));
     }
 
     PoolStats stats() const {
@@ -262,17 +306,148 @@ private:
         duration waited{};      // when timed out: for how long, and the error's text
         std::string message;    // (written by whichever waiter timed it out)
         bool barged = false;  // lost a claim to a newcomer: not woken again before its hand-off is due
+        bool async = false;   // an AsyncWaiter: settling queues it to be finished, wakes no thread
         Parker parker;
 
         bool settled_locked() const noexcept { return slot || outcome != waiting; }
     };
 
     // Hands the (already unlinked) waiter its result and wakes it. Posting the
-    // signal is the last touch of the waiter, which may return at once.
+    // signal is the last touch of the waiter, which may return at once. An
+    // async waiter joins the completed list instead: a release finishes what
+    // it settles itself; anything else settled leaves it to a worker.
     void settle_locked(Waiter& w, SlotT* slot, decltype(Waiter::outcome) outcome) noexcept {
         w.slot = slot;
         w.outcome = outcome;
+        if (w.async) {
+            *completed_end_ = &w;
+            completed_end_ = &w.next;
+            if (!deferred_ && options_.background_threads) work_cv_.notify_one();
+            return;
+        }
         signal_locked(w.parker, Waiter::settled);
+    }
+
+    // ---- async waiters ------------------------------------------------------
+
+    // A queued async_acquire: a callback on the heap in place of a sleeping
+    // thread, in the same FIFO queue. It is settled under the lock like any
+    // waiter, then finished (checked out, its callback run) outside it.
+    struct AsyncWaiter : Waiter {
+        explicit AsyncWaiter(const source_location& w) noexcept : where(w) { this->async = true; }
+        AsyncWaiter(const AsyncWaiter&) = delete;
+        AsyncWaiter& operator=(const AsyncWaiter&) = delete;
+        virtual ~AsyncWaiter() = default;
+        virtual void finish(SlotT* slot, std::exception_ptr error) noexcept = 0;
+        source_location where;
+    };
+
+    template <class F>
+    struct AsyncCall final : AsyncWaiter {
+        AsyncCall(F&& f, const source_location& w) : AsyncWaiter(w), done(std::move(f)) {}
+        void finish(SlotT* slot, std::exception_ptr error) noexcept override { done(slot, std::move(error)); }
+        F done;
+    };
+
+    enum class Checkout { lent, failed, closed };
+
+    // The borrow check of an async_acquire, which never waits: a connection
+    // due a ping goes to a worker (Job::recheck) instead. `start` is when the
+    // borrower began to wait, or zero. On `closed` the slot is gone, and so
+    // may be this state (a release after the Pool's end frees it).
+    Checkout checkout_async(SlotT& s, time_point start, const source_location& where) noexcept {
+        const time_point now = clock_.coarse_now();
+        const bool usable = driver_.is_usable(*s.conn);
+        if (usable && !ping_due(s, now)) {
+            lend(s, now, start, where);
+            return Checkout::lent;
+        }
+        std::unique_lock lk(mu_);
+        if (closing_) {
+            lk.unlock();
+            release_slow(s, ReleaseAction::discard, CloseReason::shutdown);
+            return Checkout::closed;
+        }
+        if (usable) {
+            queue_job_locked(s, Job::recheck);
+        } else {
+            set_state_locked(s, slot_busy);
+            close_locked(s, CloseReason::broken, lk);
+        }
+        return Checkout::failed;
+    }
+
+    Waiter* take_completed_locked() noexcept {
+        completed_end_ = &completed_;
+        return std::exchange(completed_, nullptr);
+    }
+
+    // Finishes the settled async waiters outside the lock; false if there were none.
+    bool finish_completed_locked(std::unique_lock<std::mutex>& lk) noexcept {
+        Waiter* list = take_completed_locked();
+        if (!list) return false;
+        lk.unlock();
+        finish_async(list);
+        lk.lock();
+        return true;
+    }
+
+    void finish_async(Waiter* list) noexcept {
+        while (list) {
+            auto& w = static_cast<AsyncWaiter&>(*list);
+            list = list->next;
+            finish_one(w);
+        }
+    }
+
+    // Checks out the connection a waiter was handed and runs its callback.
+    // One whose connection fails the check goes back to the head of the queue.
+    void finish_one(AsyncWaiter& w) noexcept {
+        std::exception_ptr error;
+        if (w.slot) {
+            switch (checkout_async(*w.slot, w.since, w.where)) {
+                case Checkout::lent: break;
+                case Checkout::closed:
+                    w.slot = nullptr;
+                    error = std::make_exception_ptr(closed_error());
+                    break;
+                case Checkout::failed: return requeue_async(w);
+            }
+        } else if (w.outcome == Waiter::timed_out) {
+            emit({EventKind::acquire_timeout, w.waited, w.message, {}});
+            error = std::make_exception_ptr(AcquireTimeout(std::move(w.message), w.waited));
+        } else if (w.outcome == Waiter::unavailable) {
+            std::lock_guard lk(mu_);
+            error = std::make_exception_ptr(unavailable_error_locked());
+        } else {
+            error = std::make_exception_ptr(closed_error());
+        }
+        w.finish(w.slot, std::move(error));
+        delete &w;
+    }
+
+    void requeue_async(AsyncWaiter& w) noexcept {
+        std::unique_lock lk(mu_);
+        w.slot = nullptr;
+        if (closing_) {
+            settle_locked(w, nullptr, Waiter::closed);
+        } else {
+            w.next = head_;  // first in line still
+            (head_ ? head_->prev : tail_) = &w;
+            head_ = &w;
+            ++waiting_;
+            serve_head_locked();
+            wake_worker_if_needed_locked();
+        }
+        finish_completed_locked(lk);
+    }
+
+    // The earliest deadline of a queued async waiter, which a worker keeps.
+    time_point async_deadline_locked() const noexcept {
+        time_point due = time_point::max();
+        for (const Waiter* w = head_; w; w = w->next)
+            if (w->async) due = std::min(due, w->deadline);
+        return due;
     }
 
     // Wake-ups owed to waiters by a release, delivered once it has let go of
@@ -346,7 +521,7 @@ private:
     bool checkout(SlotT& s, time_point& start, duration timeout, const source_location& where) {
         const time_point now = clock_.coarse_now();
         bool ok = driver_.is_usable(*s.conn);
-        if (ok && health_.borrow_check(s.info(), now) == BorrowCheck::ping) {
+        if (ok && ping_due(s, now)) {
             const time_point ping_start = clock_.now();
             if (start == time_point{}) start = ping_start;
             const time_point deadline = start + timeout;
@@ -366,13 +541,24 @@ private:
             close_locked(s, CloseReason::broken, lk);
             return false;
         }
+        lend(s, now, start, where);
+        return true;
+    }
+
+    bool ping_due(const SlotT& s, time_point now) const noexcept {
+        return !s.rechecked && health_.borrow_check(s.info(), now) == BorrowCheck::ping;
+    }
+
+    // Records a checked-out slot as lent. `start` is when its borrower began
+    // to wait, or zero when it did not.
+    void lend(SlotT& s, time_point now, time_point start, const source_location& where) noexcept {
+        s.rechecked = false;
         s.record_lent(now);
         if (options_.leak_threshold.count() > 0) s.record_where(where);
         if (options_.latency_histograms)
             s.acquire_wait.record_single_writer(start == time_point{} ? duration::zero() : clock_.now() - start);
         SlotT::bump(s.uses);
         SlotT::bump(s.lends);
-        return true;
     }
 
     bool ping(SlotT& s, time_point deadline) noexcept {
@@ -385,17 +571,22 @@ private:
         return true;
     }
 
+    // Throws when a newcomer may not queue: the breaker fails fast, or max_waiters are queued.
+    void admit_locked() const {
+        if (failing_fast_locked()) throw unavailable_error_locked();
+        if (options_.max_waiters != 0 && waiting_ >= options_.max_waiters)
+            throw PoolSaturated("reservoir: pool saturated: " + std::to_string(waiting_) +
+                                " acquirers already waiting (max_waiters = " +
+                                std::to_string(options_.max_waiters) + "); " + describe_locked());
+    }
+
     SlotT* wait_for_slot(time_point start, time_point deadline) {
         std::unique_lock lk(mu_);
         if (closing_) throw closed_error();
         if (!head_) {
             if (SlotT* s = claim_idle_locked()) return s;
         }
-        if (failing_fast_locked()) throw unavailable_error_locked();
-        if (options_.max_waiters != 0 && waiting_ >= options_.max_waiters)
-            throw PoolSaturated("reservoir: pool saturated: " + std::to_string(waiting_) +
-                                " acquirers already waiting (max_waiters = " +
-                                std::to_string(options_.max_waiters) + "); " + describe_locked());
+        admit_locked();
         Waiter w;
         w.since = start;
         w.deadline = deadline;
@@ -481,7 +672,18 @@ private:
             idle = idle || (w & slot_state_mask) == slot_idle;
         }
         armed_ = true;
-        if (idle) wake_for_retry_locked(*head_);
+        if (!idle) return;
+        if (!head_->async) {
+            wake_for_retry_locked(*head_);
+            return;
+        }
+        // No thread to wake: hand it a connection now, then serve the next head.
+        if (SlotT* s = claim_idle_locked()) {
+            Waiter& w = *head_;
+            unlink_locked(w);
+            settle_locked(w, s, Waiter::waiting);
+            serve_head_locked();
+        }
     }
 
     void enqueue_locked(Waiter& w) noexcept {
@@ -527,8 +729,9 @@ private:
         }
     }
 
+    // An async waiter has no thread that could claim a connection left idle for it.
     bool hand_off_now_locked(const Waiter& w) const noexcept {
-        return options_.handoff_after.count() == 0 || clock_.now() - w.since >= options_.handoff_after;
+        return w.async || options_.handoff_after.count() == 0 || clock_.now() - w.since >= options_.handoff_after;
     }
 
     // Wakes a queued waiter to claim an idle slot; false if it was already woken.
@@ -570,9 +773,24 @@ private:
                 close_locked(s, why, lk);
                 break;
         }
+        // Async waiters this release settled are finished here, after the
+        // lock. A callback may return its lease at once, and with it the last
+        // reference to this state: with more to finish, hold one meanwhile.
+        Waiter* done = take_completed_locked();
+        const bool hold = done && (done->next || !done->slot);
+        if (hold) ++refs_;
         if (orphaned_ && --refs_ == 0) {
             lk.unlock();
             delete this;
+            return;
+        }
+        lk.unlock();
+        finish_async(done);
+        if (hold) {
+            lk.lock();
+            const bool last = orphaned_ && --refs_ == 0;
+            lk.unlock();
+            if (last) delete this;
         }
     }
 
@@ -641,7 +859,7 @@ private:
         if (!jobs_.empty()) {
             const Job job = jobs_.back();
             jobs_.pop_back();
-            job.kind == Job::reset ? reset(*job.slot, lk) : ping_then_keep(*job.slot, ping_verdict_time, lk);
+            job.kind == Job::reset ? reset(*job.slot, lk) : ping_then_keep(*job.slot, ping_verdict_time, true, lk);
             return true;
         }
         if (need_connect_locked(clock_.now())) {
@@ -679,13 +897,15 @@ private:
     // ping): a worker pings it again with this much. One that had more is.
     static constexpr duration ping_verdict_time = std::chrono::milliseconds(100);
 
-    // Keeps the (busy) slot if its connection answers a ping within `budget`, else closes it.
-    void ping_then_keep(SlotT& s, duration budget, std::unique_lock<std::mutex>& lk) noexcept {
+    // Keeps the (busy) slot if its connection answers a ping within `budget`,
+    // else closes it. `for_borrower`: the ping stands in for a borrower's.
+    void ping_then_keep(SlotT& s, duration budget, bool for_borrower, std::unique_lock<std::mutex>& lk) noexcept {
         if (closing_) return close_locked(s, CloseReason::shutdown, lk);
         const time_point deadline = clock_.now() + budget;
         lk.unlock();
         const bool ok = ping(s, deadline);
         lk.lock();
+        s.rechecked = ok && for_borrower;
         ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
     }
 
@@ -785,7 +1005,7 @@ private:
                 close_locked(s, *close, lk);
                 continue;
             }
-            ping_then_keep(s, options_.connect_timeout, lk);
+            ping_then_keep(s, options_.connect_timeout, false, lk);
         }
     }
 
@@ -801,8 +1021,13 @@ private:
         detail::worker_stop_token() = stop_source_.get_token();
         std::unique_lock lk(mu_);
         while (!stop_) {
-            if (run_one_job_locked(lk)) continue;
+            if (finish_completed_locked(lk) || run_one_job_locked(lk)) continue;
             const time_point now = clock_.now();
+            const time_point async_due = async_deadline_locked();
+            if (now >= async_due) {
+                time_out_due_locked(now);
+                continue;
+            }
             if (now >= next_housekeeping_) {
                 // Set first, so that the other workers sleep while this one
                 // housekeeps (it lets go of the lock to ping and close).
@@ -810,8 +1035,9 @@ private:
                 housekeep_locked(lk);
                 continue;
             }
-            time_point wake = next_housekeeping_;
+            time_point wake = std::min(next_housekeeping_, async_due);
             if (retry_at_ > now) wake = std::min(wake, retry_at_);
+            timer_at_ = wake;
             wait_until(work_cv_, lk, wake);
         }
     }
@@ -941,7 +1167,7 @@ private:
         return text;
     }
 
-    PoolClosed closed_error() const { return PoolClosed("reservoir: pool is closed (shutdown has begun)"); }
+    static PoolClosed closed_error() { return PoolClosed("reservoir: pool is closed (shutdown has begun)"); }
 
     // ---- members --------------------------------------------------------------
 
@@ -961,6 +1187,9 @@ private:
     std::size_t retrying_ = 0;  // waiters woken to claim an idle slot, not yet run
     bool armed_ = false;        // every idle and lent slot carries the attention bit (the gate is up)
     DeferredWakes* deferred_ = nullptr;  // where wake-ups go while a release holds the lock
+    Waiter* completed_ = nullptr;         // settled async waiters, oldest first, to finish after the lock
+    Waiter** completed_end_ = &completed_;
+    time_point timer_at_ = time_point::max();  // when a sleeping worker wakes next (async deadlines)
     std::condition_variable work_cv_;     // workers sleep here
     std::condition_variable drained_cv_;  // shutdown and destroy wait here
     std::vector<Job> jobs_;  // busy slots waiting for a worker

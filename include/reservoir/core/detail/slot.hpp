@@ -42,6 +42,9 @@ struct alignas(64) Slot {
     time_point created{};
     time_point expires{};
     std::uint64_t generation = 0;  // the pool's eviction generation at birth
+    // Pinged by a worker for a borrower that could not (Job::recheck): the next
+    // borrow needs no ping of its own. Written and read by the slot's owner.
+    bool rechecked = false;
 
     // Written by the owner, read by housekeeping and stats() without owning the
     // slot: hence atomics, with relaxed order (they are hints, not handshakes).

@@ -6,7 +6,8 @@
 // result drained; a QueryError with SQLSTATE 57014 is thrown at the latest a
 // short grace (cancel_grace) after the deadline. The connection stays usable
 // when the server confirmed the cancel and the statement ended within the
-// grace, and is to be closed otherwise (a blackholed network, say).
+// grace, and is to be closed otherwise (a blackholed network, say). The
+// event-loop API (send, consume, result) has no deadline: its loop owns time.
 //
 // Not thread-safe: one thread at a time, like the Lease that lends it.
 
@@ -125,6 +126,59 @@ public:
                    [&](PGconn* c) { return PQsendQuery(c, script.c_str()); });
     }
 
+    // For event loops: starts a statement with parameters $1..$n (like query())
+    // and returns without waiting for its answer. Watch socket() for readable,
+    // and for writable too while wants_write(); call consume() at each wake-up
+    // until it returns true, then take result(). At most one statement in
+    // flight: send() throws like query() when it cannot send (a broken
+    // session: ConnectionLost; a statement of send() whose result() is not
+    // taken yet: QueryError 55000). No deadline: a caller that gives up on a
+    // statement discards its lease (Lease::discard()), which closes the connection.
+    template <class... Args>
+    void send(const SqlText& sql, const Args&... args) {
+        const Params params(args...);
+        const time_point now = std::chrono::steady_clock::now();
+        PGconn* c = start(sql.c_str(), [&](PGconn* conn) { return send_params(conn, sql.c_str(), params); });
+        in_flight_ = true;
+        sent_at_ = now;
+        // Only slow query events read the text; the capacity is kept, so no allocation once warm.
+        if (metrics_) sent_sql_.assign(std::string_view(sql.c_str()).substr(0, QueryMetrics::max_statement_text));
+        unsent_ = PQflush(c) > 0;  // a failed write is reported with the result
+    }
+
+    // The socket to watch (PQsocket), -1 when closed.
+    int socket() const noexcept { return conn_ ? PQsocket(conn_.get()) : -1; }
+    // Part of the statement is still unsent: watch for writable too.
+    bool wants_write() const noexcept { return unsent_; }
+
+    // Call when socket() is readable (or writable while wants_write()): sends
+    // what is left, reads what has arrived, never blocks. True once the answer
+    // is complete and result() will not block (or nothing is in flight).
+    bool consume() noexcept {
+        PGconn* c = conn_.get();
+        if (!c || !in_flight_ || answer_.complete) return true;
+        if (unsent_) unsent_ = PQflush(c) > 0;
+        // Read even while sending: the server may wait for us to read before it reads.
+        // A failed read leaves the connection bad, which read_results() takes as the end.
+        PQconsumeInput(c);
+        answer_.complete = read_results(c, answer_);
+        if (answer_.complete) unsent_ = false;
+        return answer_.complete;
+    }
+
+    // The statement's result, once consume() returned true: returns or throws
+    // what query() would for the same answer, and times it (from send()) into
+    // the metrics. Before that it throws QueryError 55000.
+    Result result() {
+        PGconn* c = conn_.get();
+        if (!c || !in_flight_ || !answer_.complete)
+            throw QueryError("reservoir: result() without a complete answer: call it once consume() returned true",
+                             "55000");
+        in_flight_ = false;
+        if (metrics_) metrics_->record(sent_sql_, std::chrono::steady_clock::now() - sent_at_);
+        return finish(c, std::exchange(answer_, {}));
+    }
+
     // The deadline of query() and execute(); zero (the default) means none.
     void set_query_timeout(duration timeout) noexcept { query_timeout_ = timeout; }
     duration query_timeout() const noexcept { return query_timeout_; }
@@ -153,7 +207,8 @@ public:
     bool must_evict() const noexcept { return evict_ || (epoch_ && epoch_->current() != opened_in_); }
 
     // Cheap local check, no round trip: open, idle (no transaction, nothing
-    // running), not to be evicted, and the server has not closed the socket.
+    // running, no result of send() left to take), not to be evicted, and the
+    // server has not closed the socket.
     // An idle session expects no bytes, so readable bytes are read: a server
     // that terminates a backend sends an error and closes, which this sees.
     // A session that answered within the last millisecond is taken as open
@@ -162,7 +217,8 @@ public:
     // per borrow to narrow a window that the next statement's send reopens.
     bool usable() const noexcept {
         PGconn* c = conn_.get();
-        if (!c || must_evict() || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) return false;
+        if (!c || in_flight_ || must_evict() || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)
+            return false;
         if (std::chrono::steady_clock::now() - answered_at_ < recent_answer) return true;
         for (int reads = 0; reads < 4 && detail::readable_now(PQsocket(c)); ++reads)
             if (!PQconsumeInput(c)) return false;
@@ -219,10 +275,12 @@ private:
     Result query_params(time_point deadline, std::string_view scanned, const char* sql, const Args&... args) {
         const Params params(args...);
         const detail::StatementTimer timer(metrics_.get(), sql);
-        return run(deadline, OnTimeout::cancel, scanned, [&](PGconn* c) {
-            return PQsendQueryParams(c, sql, params.size(), params.types(), params.values(), params.lengths(),
-                                     params.formats(), 0);
-        });
+        return run(deadline, OnTimeout::cancel, scanned, [&](PGconn* c) { return send_params(c, sql, params); });
+    }
+
+    static int send_params(PGconn* c, const char* sql, const Params& params) noexcept {
+        return PQsendQueryParams(c, sql, params.size(), params.types(), params.values(), params.lengths(),
+                                 params.formats(), 0);
     }
 
     enum class OnTimeout {
@@ -231,42 +289,77 @@ private:
     };
     template <class Send>
     Result run(time_point deadline, OnTimeout on_timeout, std::string_view sql, Send send) {
-        const time_point start = std::chrono::steady_clock::now();
+        const time_point start_time = std::chrono::steady_clock::now();
+        PGconn* c = start(sql, send);
+        if (!flush(c, deadline)) timed_out(start_time, deadline, on_timeout);
+        Answer answer;
+        do {
+            if (!await_result(c, deadline)) timed_out(start_time, deadline, on_timeout);
+        } while (!read_results(c, answer));
+        return finish(c, std::move(answer));
+    }
+
+    // A statement's results as they are read: the last one, and the first
+    // error (reading on to the end, which the next statement needs).
+    struct Answer {
+        detail::ResultPtr last, error;
+        bool copy = false;      // it started a COPY, which is never drained
+        bool complete = false;  // read to the end (send()'s statement only)
+    };
+
+    // Starts a statement (blocking or not): the session tracker scans `sql`.
+    template <class Send>
+    PGconn* start(std::string_view sql, Send send) {
         PGconn* c = ready_connection();
         session_.note_sql(sql);
         if (!send(c)) throw_failure(c, nullptr);
-        if (!flush(c, deadline)) timed_out(start, deadline, on_timeout);
-        detail::ResultPtr last, error;
-        for (;;) {
-            if (!await_result(c, deadline)) timed_out(start, deadline, on_timeout);
+        return c;
+    }
+
+    // Reads the results that have arrived into `answer`, never blocking: true
+    // once the last is in (or a COPY began, or the connection broke).
+    bool read_results(PGconn* c, Answer& answer) noexcept {
+        while (!PQisBusy(c)) {
             detail::ResultPtr r(PQgetResult(c));
-            if (!r) break;
+            if (!r) return true;
             const ExecStatusType status = PQresultStatus(r.get());
             if (is_copy(status)) {
-                evict_ = true;
-                throw QueryError("reservoir: COPY is not supported by query() or execute(); the connection will "
-                                 "be closed",
-                                 "0A000");
+                answer.copy = true;
+                return true;
             }
             switch (status) {
                 case PGRES_FATAL_ERROR:
                 case PGRES_BAD_RESPONSE:
-                    if (!error) error = std::move(r);  // the first error; read on to the end
+                    if (!answer.error) answer.error = std::move(r);
                     break;
                 default:
                     session_.note_tag(PQcmdStatus(r.get()));
-                    last = std::move(r);
+                    answer.last = std::move(r);
             }
         }
+        return false;
+    }
+
+    // The result of a statement read to the end, or what its failure throws.
+    Result finish(PGconn* c, Answer answer) {
+        if (answer.copy) {
+            evict_ = true;
+            throw QueryError("reservoir: COPY is not supported by query() or execute(); the connection will "
+                             "be closed",
+                             "0A000");
+        }
         answered_at_ = std::chrono::steady_clock::now();
-        if (error || PQstatus(c) != CONNECTION_OK) throw_failure(c, error.get());
-        return Result(std::move(last));
+        if (answer.error || PQstatus(c) != CONNECTION_OK) throw_failure(c, answer.error.get());
+        return Result(std::move(answer.last));
     }
 
     PGconn* ready_connection() {
         PGconn* c = conn_.get();
         if (!c) throw ConnectionLost("reservoir: connection is closed");
         if (PQstatus(c) != CONNECTION_OK) throw_failure(c, nullptr);
+        if (in_flight_)  // the caller's to finish: the session is fine
+            throw QueryError("reservoir: a statement sent with send() is still in flight; take its result() first",
+                             "55000");
         if (PQtransactionStatus(c) == PQTRANS_ACTIVE) {
             evict_ = true;
             throw ConnectionLost("reservoir: connection is still busy with an earlier statement that could not "
@@ -375,6 +468,12 @@ private:
     bool ping_in_flight_ = false;  // sent by a ping that ran out of time; the next ping reads its answer
     static constexpr duration recent_answer = std::chrono::milliseconds(1);
     time_point answered_at_{};  // when the last statement's results were all read (see usable())
+    // The statement of send() until its result() is taken.
+    bool in_flight_ = false;
+    bool unsent_ = false;  // part of it is still in libpq's output buffer
+    Answer answer_;
+    time_point sent_at_{};
+    std::string sent_sql_;  // for slow query events, cut like theirs
 };
 
 }  // namespace reservoir::pg

@@ -4,11 +4,16 @@
 // spends per query (CPU, context switches).
 //
 //   reservoir-load [--url URL] [--workers N] [--pool N] [--seconds S] [--warmup S]
-//                  [--query point|sleep|SQL] [--mode pool|connect|shared|pipeline]
-//                  [--batch N] [--json FILE] [--quiet] [--handoff-after MS]
+//                  [--query point|sleep|SQL] [--mode pool|async|connect|shared|pipeline]
+//                  [--batch N] [--threads N] [--json FILE] [--quiet] [--handoff-after MS]
 //
 // Modes, the same workers each time:
 //   pool     one reservoir PgPool of --pool connections, shared by every worker
+//   async    the same pool, event-driven: the workers are state machines on
+//            --threads event-loop threads (default 2, like pgbench -j 2) that
+//            share one epoll set. A worker asks with async_acquire, sends its
+//            statement from the callback, and is resumed when the socket has
+//            the answer: one thread per core instead of one per worker
 //   connect  a new libpq connection per query, closed after it (an anti-pattern)
 //   shared   one connection behind a std::mutex (the other anti-pattern)
 //   pipeline the pool, each lease running --batch statements (default 100)
@@ -45,8 +50,11 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -57,6 +65,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -70,11 +79,12 @@ namespace {
 
 namespace pg = reservoir::pg;
 
-enum class Mode { pool, connect, shared, pipeline };
+enum class Mode { pool, async, connect, shared, pipeline };
 
 constexpr const char* mode_name(Mode m) {
     switch (m) {
         case Mode::pool: return "pool";
+        case Mode::async: return "async";
         case Mode::connect: return "connect";
         case Mode::shared: return "shared";
         case Mode::pipeline: return "pipeline";
@@ -82,7 +92,7 @@ constexpr const char* mode_name(Mode m) {
     return "?";
 }
 
-constexpr bool uses_pool(Mode m) { return m == Mode::pool || m == Mode::pipeline; }
+constexpr bool uses_pool(Mode m) { return m == Mode::pool || m == Mode::async || m == Mode::pipeline; }
 
 constexpr int table_rows = 10000;
 constexpr const char* point_sql = "SELECT name FROM reservoir_load_items WHERE id = $1";
@@ -105,6 +115,7 @@ struct Settings {
     std::string query = "point";
     Mode mode = Mode::pool;
     int batch = 100;  // statements per lease in pipeline mode
+    int threads = 2;  // event-loop threads in async mode
     std::string json;
     bool quiet = false;  // no progress line and no readable summary
     std::optional<std::chrono::milliseconds> handoff_after;  // the pool's option; unset = its default
@@ -114,8 +125,8 @@ struct Settings {
     std::fprintf(stderr,
                  "reservoir-load: %s\n"
                  "usage: reservoir-load [--url URL] [--admin-url URL] [--workers N] [--pool N] [--seconds S]\n"
-                 "                      [--warmup S] [--query point|sleep|SQL] [--mode pool|connect|shared|pipeline]\n"
-                 "                      [--batch N] [--json FILE] [--quiet] [--handoff-after MS]\n",
+                 "                      [--warmup S] [--query point|sleep|SQL] [--mode pool|async|connect|shared|pipeline]\n"
+                 "                      [--batch N] [--threads N] [--json FILE] [--quiet] [--handoff-after MS]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -159,15 +170,17 @@ Settings parse(int argc, char** argv) {
         else if (flag == "--warmup") s.warmup = number(flag, value, 0, 3600);
         else if (flag == "--query") s.query = value;
         else if (flag == "--batch") s.batch = static_cast<int>(number(flag, value, 1, 10000));
+        else if (flag == "--threads") s.threads = static_cast<int>(number(flag, value, 1, 64));
         else if (flag == "--json") s.json = value;
         else if (flag == "--handoff-after")
             s.handoff_after = std::chrono::milliseconds(static_cast<long long>(number(flag, value, 0, 60000)));
         else if (flag == "--mode") {
             if (value == "pool") s.mode = Mode::pool;
+            else if (value == "async") s.mode = Mode::async;
             else if (value == "connect") s.mode = Mode::connect;
             else if (value == "shared") s.mode = Mode::shared;
             else if (value == "pipeline") s.mode = Mode::pipeline;
-            else usage("--mode must be pool, connect, shared or pipeline");
+            else usage("--mode must be pool, async, connect, shared or pipeline");
         } else {
             usage("unknown flag " + flag);
         }
@@ -366,12 +379,16 @@ public:
     const std::string& sql() const noexcept { return sql_; }
 
     void run(pg::Connection& c, std::minstd_rand& rng) const {
-        if (kind_ == Kind::point) {
-            const int id = random_id(rng);
-            if (c.query_for(query_timeout, sql_, id).rows() != 1) throw std::runtime_error("no row for id " + std::to_string(id));
-        } else {
-            c.query_for(query_timeout, sql_);
-        }
+        check(kind_ == Kind::point ? c.query_for(query_timeout, sql_, random_id(rng)) : c.query_for(query_timeout, sql_));
+    }
+
+    // The same statement for an event loop: sent now, checked once answered.
+    void send(pg::Connection& c, std::minstd_rand& rng) const {
+        if (kind_ == Kind::point) c.send(sql_, random_id(rng));
+        else c.send(sql_);
+    }
+    void check(const pg::Result& r) const {
+        if (kind_ == Kind::point && r.rows() != 1) throw std::runtime_error("a point select found no row");
     }
 
     // `n` statements in one pipeline (one sync: all or nothing).
@@ -395,6 +412,138 @@ private:
     enum class Kind { point, sleep, custom };
     Kind kind_;
     std::string sql_;
+};
+
+// Async mode: the workers are state machines driven by `threads` event loops
+// that share one epoll set. A worker's cycle: async_acquire; the callback
+// (on whichever thread frees the connection) sends the statement and arms
+// the socket, one-shot; the loop that sees it readable reads the answer,
+// returns the lease, which may start another worker's statement at once, and
+// asks again. A connection's socket stays in the set while the pool keeps it.
+class EventLoops {
+public:
+    using ErrorSink = std::function<void(WorkerState&, const std::exception&)>;
+
+    EventLoops(reservoir::PgPool& pool, const Workload& work, std::vector<WorkerState>& state,
+               const std::atomic<int>& phase, ErrorSink on_error, int threads)
+        : pool_(pool), work_(work), state_(state), phase_(phase), on_error_(std::move(on_error)),
+          epoll_(::epoll_create1(EPOLL_CLOEXEC)), workers_(state.size()), active_(static_cast<int>(state.size())) {
+        if (epoll_ < 0) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+        for (std::size_t i = 0; i < workers_.size(); ++i) {
+            workers_[i].index = i;
+            workers_[i].rng.seed(static_cast<unsigned>(i) + 1);
+        }
+        for (int t = 0; t < threads; ++t) loops_.emplace_back([this] { loop(); });
+        for (auto& w : workers_) begin(w);
+    }
+    EventLoops(const EventLoops&) = delete;
+    EventLoops& operator=(const EventLoops&) = delete;
+    // Returns once every worker has finished its last statement (the phase is over).
+    ~EventLoops() {
+        for (auto& t : loops_) t.join();
+        ::close(epoll_);
+    }
+
+private:
+    struct Worker {
+        std::size_t index = 0;
+        std::minstd_rand rng;
+        Clock::time_point start;
+        reservoir::PgPool::Lease lease;
+        std::atomic<bool> sent{false};  // hands the worker from the sending thread to the reading one
+    };
+
+    // Starts the worker's next statement, or retires it once the run is over.
+    void begin(Worker& w) {
+        if (phase_.load(std::memory_order_relaxed) == finished) {
+            active_.fetch_sub(1);
+            return;
+        }
+        w.start = Clock::now();
+        pool_.async_acquire(acquire_timeout, [this, &w](reservoir::PgPool::Lease lease, std::exception_ptr error) {
+            if (error) return fail(w, error);
+            w.lease = std::move(lease);
+            try {
+                work_.send(*w.lease, w.rng);
+            } catch (...) {
+                w.lease.release();
+                return fail(w, std::current_exception());
+            }
+            arm(w);
+        });
+    }
+
+    void arm(Worker& w) {
+        w.sent.store(true, std::memory_order_release);
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLONESHOT | (w.lease->wants_write() ? EPOLLOUT : 0u);
+        ev.data.ptr = &w;
+        const int fd = w.lease->socket();
+        if (::epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &ev) != 0 && (errno != ENOENT || ::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) != 0))
+            throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(errno));  // ends the run: a bug, not load
+    }
+
+    // Failed workers retry after a pause, so that a failing server does not become a busy loop.
+    void fail(Worker& w, std::exception_ptr error) {
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            on_error_(state_[w.index], e);
+        }
+        std::lock_guard lock(retry_mutex_);
+        retry_.push_back({Clock::now() + 10ms, &w});
+    }
+
+    void loop() {
+        std::array<epoll_event, 64> events;
+        while (active_.load() > 0) {
+            const int n = ::epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), 10);
+            for (int i = 0; i < n; ++i) answer(*static_cast<Worker*>(events[static_cast<std::size_t>(i)].data.ptr));
+            retry_due();
+        }
+    }
+
+    void answer(Worker& w) {
+        (void)w.sent.load(std::memory_order_acquire);
+        if (!w.lease->consume()) return arm(w);
+        WorkerState& me = state_[w.index];
+        try {
+            work_.check(w.lease->result());
+            if (phase_.load(std::memory_order_relaxed) == measuring) me.latency.record(Clock::now() - w.start);
+            me.done.store(me.done.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        } catch (const std::exception& e) {
+            on_error_(me, e);
+        }
+        w.sent.store(false, std::memory_order_relaxed);
+        w.lease.release();  // may start a queued worker's statement, on this thread
+        begin(w);
+    }
+
+    void retry_due() {
+        std::vector<Worker*> due;
+        {
+            std::lock_guard lock(retry_mutex_);
+            const auto now = Clock::now();
+            std::erase_if(retry_, [&](const auto& r) {
+                if (r.first > now) return false;
+                due.push_back(r.second);
+                return true;
+            });
+        }
+        for (Worker* w : due) begin(*w);
+    }
+
+    reservoir::PgPool& pool_;
+    const Workload& work_;
+    std::vector<WorkerState>& state_;
+    const std::atomic<int>& phase_;
+    ErrorSink on_error_;
+    int epoll_;
+    std::vector<Worker> workers_;
+    std::atomic<int> active_;  // workers not yet retired
+    std::mutex retry_mutex_;
+    std::vector<std::pair<Clock::time_point, Worker*>> retry_;
+    std::vector<std::thread> loops_;
 };
 
 std::string json_escape(std::string_view s) {
@@ -565,6 +714,7 @@ int run(const Settings& settings) {
                         end = Clock::now();
                         break;
                     }
+                    case Mode::async: return;  // EventLoops drives these workers
                     case Mode::connect: {
                         auto c = driver->connect(start + connect_timeout);
                         work.run(c, rng);
@@ -595,8 +745,13 @@ int run(const Settings& settings) {
     };
 
     std::vector<std::thread> threads;
-    threads.reserve(state.size());
-    for (int w = 0; w < settings.workers; ++w) threads.emplace_back(worker, w);
+    std::optional<EventLoops> loops;
+    if (settings.mode == Mode::async) {
+        loops.emplace(*pool, work, state, phase, note_error, settings.threads);
+    } else {
+        threads.reserve(state.size());
+        for (int w = 0; w < settings.workers; ++w) threads.emplace_back(worker, w);
+    }
 
     const bool tty = isatty(STDERR_FILENO) != 0;
     if (!settings.quiet)
@@ -683,6 +838,7 @@ int run(const Settings& settings) {
     }
     const Latencies::Snapshot dist = merged();  // recording stopped with the phase
     for (auto& t : threads) t.join();
+    loops.reset();
     if (!settings.quiet && tty) std::fprintf(stderr, "\n");
 
     Summary s;

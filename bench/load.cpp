@@ -414,12 +414,15 @@ private:
     std::string sql_;
 };
 
-// Async mode: the workers are state machines driven by `threads` event loops
-// that share one epoll set. A worker's cycle: async_acquire; the callback
-// (on whichever thread frees the connection) sends the statement and arms
-// the socket, one-shot; the loop that sees it readable reads the answer,
-// returns the lease, which may start another worker's statement at once, and
-// asks again. A connection's socket stays in the set while the pool keeps it.
+// Async mode: the workers are state machines driven by `threads` event
+// loops, each with an epoll set of its own. A worker's cycle: async_acquire;
+// the callback (on whichever thread frees the connection) sends the statement;
+// the loop watching that socket reads the answer, returns the lease, which may
+// start another worker's statement on the same connection at once, and asks
+// again. A socket joins one loop's set the first time a statement is sent on
+// it and stays there, level-triggered, so that no system call beyond the send
+// and the read is made per statement; a connection handed on in a release
+// stays with the loop that released it.
 class EventLoops {
 public:
     using ErrorSink = std::function<void(WorkerState&, const std::exception&)>;
@@ -427,21 +430,24 @@ public:
     EventLoops(reservoir::PgPool& pool, const Workload& work, std::vector<WorkerState>& state,
                const std::atomic<int>& phase, ErrorSink on_error, int threads)
         : pool_(pool), work_(work), state_(state), phase_(phase), on_error_(std::move(on_error)),
-          epoll_(::epoll_create1(EPOLL_CLOEXEC)), workers_(state.size()), active_(static_cast<int>(state.size())) {
-        if (epoll_ < 0) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+          workers_(state.size()), active_(static_cast<int>(state.size())), loops_(static_cast<std::size_t>(threads)) {
         for (std::size_t i = 0; i < workers_.size(); ++i) {
             workers_[i].index = i;
             workers_[i].rng.seed(static_cast<unsigned>(i) + 1);
         }
-        for (int t = 0; t < threads; ++t) loops_.emplace_back([this] { loop(); });
+        for (auto& l : loops_) {
+            l.epoll = ::epoll_create1(EPOLL_CLOEXEC);
+            if (l.epoll < 0) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+        }
+        for (auto& l : loops_) l.thread = std::thread([this, &l] { run(l); });
         for (auto& w : workers_) begin(w);
     }
     EventLoops(const EventLoops&) = delete;
     EventLoops& operator=(const EventLoops&) = delete;
     // Returns once every worker has finished its last statement (the phase is over).
     ~EventLoops() {
-        for (auto& t : loops_) t.join();
-        ::close(epoll_);
+        for (auto& l : loops_) l.thread.join();
+        for (auto& l : loops_) ::close(l.epoll);
     }
 
 private:
@@ -450,8 +456,23 @@ private:
         std::minstd_rand rng;
         Clock::time_point start;
         reservoir::PgPool::Lease lease;
-        std::atomic<bool> sent{false};  // hands the worker from the sending thread to the reading one
     };
+    struct Loop {
+        int epoll = -1;
+        std::thread thread;
+    };
+    // Per socket: the worker whose statement is on it (published before the
+    // send, so the loop that sees the answer finds it), and the set that
+    // watches it, for which connection (a closed socket leaves its set, and
+    // its number may come back for another connection).
+    struct Socket {
+        std::atomic<Worker*> worker{nullptr};
+        int epoll = -1;  // these under registry_
+        PGconn* conn = nullptr;
+        int backend_pid = 0;
+        bool writable = false;  // watched for writable too
+    };
+    static constexpr int max_fd = 65536;
 
     // Starts the worker's next statement, or retires it once the run is over.
     void begin(Worker& w) {
@@ -463,24 +484,58 @@ private:
         pool_.async_acquire(acquire_timeout, [this, &w](reservoir::PgPool::Lease lease, std::exception_ptr error) {
             if (error) return fail(w, error);
             w.lease = std::move(lease);
+            const int fd = w.lease->socket();
+            if (fd < 0 || fd >= max_fd) {
+                w.lease.discard();
+                return fail(w, std::make_exception_ptr(std::runtime_error("socket number out of range")));
+            }
+            sockets_[fd].worker.store(&w, std::memory_order_release);
             try {
                 work_.send(*w.lease, w.rng);
             } catch (...) {
+                sockets_[fd].worker.store(nullptr, std::memory_order_relaxed);
                 w.lease.release();
                 return fail(w, std::current_exception());
             }
-            arm(w);
+            watch(fd, *w.lease);
         });
     }
 
-    void arm(Worker& w) {
-        w.sent.store(true, std::memory_order_release);
+    // Makes sure a loop watches the socket (writable too while the statement is partly unsent).
+    void watch(int fd, const pg::Connection& c) {
+        Socket& sock = sockets_[fd];
+        const bool writable = c.wants_write();
+        std::lock_guard lock(registry_);
+        const bool known = sock.conn == c.native_handle() && sock.backend_pid == c.backend_pid();
+        if (known && sock.writable == writable) return;
         epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLONESHOT | (w.lease->wants_write() ? EPOLLOUT : 0u);
-        ev.data.ptr = &w;
-        const int fd = w.lease->socket();
-        if (::epoll_ctl(epoll_, EPOLL_CTL_MOD, fd, &ev) != 0 && (errno != ENOENT || ::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) != 0))
-            throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(errno));  // ends the run: a bug, not load
+        ev.events = EPOLLIN | (writable ? EPOLLOUT : 0u);
+        ev.data.fd = fd;
+        if (known) {
+            check(::epoll_ctl(sock.epoll, EPOLL_CTL_MOD, fd, &ev), "epoll_ctl MOD");
+        } else {
+            sock.epoll = (current_loop_ ? *current_loop_ : loops_[static_cast<std::size_t>(fd) % loops_.size()]).epoll;
+            check(::epoll_ctl(sock.epoll, EPOLL_CTL_ADD, fd, &ev), "epoll_ctl ADD");
+            sock.conn = c.native_handle();
+            sock.backend_pid = c.backend_pid();
+        }
+        sock.writable = writable;
+    }
+
+    // A socket readable with no statement on it (the server closed an idle
+    // connection, say) would wake its loop forever: it leaves the set until
+    // its next statement. Rechecked under the lock, against a statement just sent.
+    void unwatch(int fd) {
+        Socket& sock = sockets_[fd];
+        std::lock_guard lock(registry_);
+        if (sock.worker.load(std::memory_order_acquire) || sock.epoll < 0) return;
+        ::epoll_ctl(sock.epoll, EPOLL_CTL_DEL, fd, nullptr);  // fails harmlessly if it closed meanwhile
+        sock.conn = nullptr;
+        sock.epoll = -1;
+    }
+
+    static void check(int rc, const char* what) {
+        if (rc != 0) throw std::runtime_error(std::string(what) + ": " + std::strerror(errno));  // a bug, not load
     }
 
     // Failed workers retry after a pause, so that a failing server does not become a busy loop.
@@ -494,29 +549,31 @@ private:
         retry_.push_back({Clock::now() + 10ms, &w});
     }
 
-    void loop() {
+    void run(Loop& loop) {
+        current_loop_ = &loop;
         std::array<epoll_event, 64> events;
         while (active_.load() > 0) {
-            const int n = ::epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), 10);
-            for (int i = 0; i < n; ++i) answer(*static_cast<Worker*>(events[static_cast<std::size_t>(i)].data.ptr));
+            const int n = ::epoll_wait(loop.epoll, events.data(), static_cast<int>(events.size()), 10);
+            for (int i = 0; i < n; ++i) answer(events[static_cast<std::size_t>(i)].data.fd);
             retry_due();
         }
     }
 
-    void answer(Worker& w) {
-        (void)w.sent.load(std::memory_order_acquire);
-        if (!w.lease->consume()) return arm(w);
-        WorkerState& me = state_[w.index];
+    void answer(int fd) {
+        Worker* const w = sockets_[fd].worker.load(std::memory_order_acquire);
+        if (!w) return unwatch(fd);
+        if (!w->lease->consume()) return watch(fd, *w->lease);  // more to come (or to send)
+        WorkerState& me = state_[w->index];
         try {
-            work_.check(w.lease->result());
-            if (phase_.load(std::memory_order_relaxed) == measuring) me.latency.record(Clock::now() - w.start);
+            work_.check(w->lease->result());
+            if (phase_.load(std::memory_order_relaxed) == measuring) me.latency.record(Clock::now() - w->start);
             me.done.store(me.done.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         } catch (const std::exception& e) {
             on_error_(me, e);
         }
-        w.sent.store(false, std::memory_order_relaxed);
-        w.lease.release();  // may start a queued worker's statement, on this thread
-        begin(w);
+        sockets_[fd].worker.store(nullptr, std::memory_order_relaxed);
+        w->lease.release();  // may start a queued worker's statement on this socket, on this thread
+        begin(*w);
     }
 
     void retry_due() {
@@ -538,12 +595,14 @@ private:
     std::vector<WorkerState>& state_;
     const std::atomic<int>& phase_;
     ErrorSink on_error_;
-    int epoll_;
     std::vector<Worker> workers_;
     std::atomic<int> active_;  // workers not yet retired
+    std::vector<Socket> sockets_ = std::vector<Socket>(max_fd);
+    std::mutex registry_;
     std::mutex retry_mutex_;
     std::vector<std::pair<Clock::time_point, Worker*>> retry_;
-    std::vector<std::thread> loops_;
+    std::vector<Loop> loops_;
+    static inline thread_local Loop* current_loop_ = nullptr;
 };
 
 std::string json_escape(std::string_view s) {

@@ -798,6 +798,8 @@ struct None {
 // reservoir::Pool and reservoir::Lease: the public face of the pool.
 
 #include <chrono>
+#include <concepts>
+#include <exception>
 #include <string>
 #include <utility>
 
@@ -851,6 +853,8 @@ private:
 //   acquire  fast: claim an idle slot by CAS, the thread's last slot first.
 //            slow: under the lock, claim an idle slot or queue as a waiter
 //            (FIFO) and sleep on the waiter's own parker (parker.hpp).
+//   async    the same, with a callback queued in place of a sleeping thread;
+//            finished outside the lock by whoever settles it.
 //   release  fast: CAS lent -> idle. slow (attention bit set, or the
 //            connection needs a reset or must close): under the lock, hand it
 //            to the oldest waiter, queue it for a reset, or close it.
@@ -1127,6 +1131,9 @@ struct alignas(64) Slot {
     time_point created{};
     time_point expires{};
     std::uint64_t generation = 0;  // the pool's eviction generation at birth
+    // Pinged by a worker for a borrower that could not (Job::recheck): the next
+    // borrow needs no ping of its own. Written and read by the slot's owner.
+    bool rechecked = false;
 
     // Written by the owner, read by housekeeping and stats() without owning the
     // slot: hence atomics, with relaxed order (they are hints, not handshakes).
@@ -1270,6 +1277,42 @@ public:
         return checkout(*s, start, options_.acquire_timeout, where) ? s : nullptr;
     }
 
+    // Calls done(slot, nullptr) with a checked-out connection, or
+    // done(nullptr, error) with what acquire() would throw: at once when a
+    // connection is idle or the pool cannot serve, else later, from the thread
+    // that frees a connection for it, or from a worker (timeouts). Never
+    // blocks: a connection due a ping is pinged by a worker, not here.
+    template <class F>
+    void async_acquire(duration timeout, const source_location& where, F done) {
+        for (SlotT* s = claim_idle_fast(); s; s = claim_idle_fast()) {
+            switch (checkout_async(*s, {}, where)) {
+                case Checkout::lent: return done(s, nullptr);
+                case Checkout::closed: return done(nullptr, std::make_exception_ptr(closed_error()));
+                case Checkout::failed: break;  // closed, or left to a worker to ping: try another
+            }
+        }
+        auto w = std::make_unique<AsyncCall<F>>(std::move(done), where);
+        w->since = clock_.now();
+        w->deadline = w->since + timeout;
+        std::unique_lock lk(mu_);
+        try {
+            if (closing_) throw closed_error();
+            admit_locked();
+        } catch (...) {
+            lk.unlock();
+            w->finish(nullptr, std::current_exception());
+            return;
+        }
+        AsyncWaiter& queued = *w.release();
+        enqueue_locked(queued);  // served at once if it is the head and a connection is idle
+        wake_worker_if_needed_locked();
+        if (!queued.settled_locked() && queued.deadline < timer_at_) {
+            timer_at_ = queued.deadline;  // a worker times it out
+            if (options_.background_threads) work_cv_.notify_one();
+        }
+        finish_completed_locked(lk);
+    }
+
     void release(SlotT& s, bool discard) noexcept {
         const time_point now = clock_.coarse_now();
         s.mark_used(now);
@@ -1307,6 +1350,7 @@ public:
         const time_point deadline = clock_.now() + timeout;
         std::unique_lock lk(mu_);
         begin_close_locked(lk);
+        finish_completed_locked(lk);
         while (!drained_locked()) {
             if (!wait_until(drained_cv_, lk, deadline)) return drained_locked();
         }
@@ -1327,6 +1371,8 @@ public:
         stop_source_.request_stop();
         for (auto& t : workers) t.join();
         lk.lock();  // every connection a worker finished with since was closed, not made idle
+        while (finish_completed_locked(lk)) {  // async waiters fail with PoolClosed
+        }
         for (std::size_t i = 0; i < nslots_; ++i)
             if ((slots_[i].word.load(std::memory_order_acquire) & slot_state_mask) == slot_lent) ++refs_;
         orphaned_ = true;
@@ -1359,8 +1405,11 @@ public:
         while (run_one_job_locked(lk)) {
         }
         housekeep_locked(lk);
-        while (run_one_job_locked(lk)) {
-        }
+        do {  // a finished async waiter may leave work: a connection to ping or replace
+            while (run_one_job_locked(lk)) {
+            }
+            if (const time_point now = clock_.now(); now >= async_deadline_locked()) time_out_due_locked(now);
+        } while (finish_completed_locked(lk));
     }
 
     PoolStats stats() const {
@@ -1425,17 +1474,148 @@ private:
         duration waited{};      // when timed out: for how long, and the error's text
         std::string message;    // (written by whichever waiter timed it out)
         bool barged = false;  // lost a claim to a newcomer: not woken again before its hand-off is due
+        bool async = false;   // an AsyncWaiter: settling queues it to be finished, wakes no thread
         Parker parker;
 
         bool settled_locked() const noexcept { return slot || outcome != waiting; }
     };
 
     // Hands the (already unlinked) waiter its result and wakes it. Posting the
-    // signal is the last touch of the waiter, which may return at once.
+    // signal is the last touch of the waiter, which may return at once. An
+    // async waiter joins the completed list instead: a release finishes what
+    // it settles itself; anything else settled leaves it to a worker.
     void settle_locked(Waiter& w, SlotT* slot, decltype(Waiter::outcome) outcome) noexcept {
         w.slot = slot;
         w.outcome = outcome;
+        if (w.async) {
+            *completed_end_ = &w;
+            completed_end_ = &w.next;
+            if (!deferred_ && options_.background_threads) work_cv_.notify_one();
+            return;
+        }
         signal_locked(w.parker, Waiter::settled);
+    }
+
+    // ---- async waiters ------------------------------------------------------
+
+    // A queued async_acquire: a callback on the heap in place of a sleeping
+    // thread, in the same FIFO queue. It is settled under the lock like any
+    // waiter, then finished (checked out, its callback run) outside it.
+    struct AsyncWaiter : Waiter {
+        explicit AsyncWaiter(const source_location& w) noexcept : where(w) { this->async = true; }
+        AsyncWaiter(const AsyncWaiter&) = delete;
+        AsyncWaiter& operator=(const AsyncWaiter&) = delete;
+        virtual ~AsyncWaiter() = default;
+        virtual void finish(SlotT* slot, std::exception_ptr error) noexcept = 0;
+        source_location where;
+    };
+
+    template <class F>
+    struct AsyncCall final : AsyncWaiter {
+        AsyncCall(F&& f, const source_location& w) : AsyncWaiter(w), done(std::move(f)) {}
+        void finish(SlotT* slot, std::exception_ptr error) noexcept override { done(slot, std::move(error)); }
+        F done;
+    };
+
+    enum class Checkout { lent, failed, closed };
+
+    // The borrow check of an async_acquire, which never waits: a connection
+    // due a ping goes to a worker (Job::recheck) instead. `start` is when the
+    // borrower began to wait, or zero. On `closed` the slot is gone, and so
+    // may be this state (a release after the Pool's end frees it).
+    Checkout checkout_async(SlotT& s, time_point start, const source_location& where) noexcept {
+        const time_point now = clock_.coarse_now();
+        const bool usable = driver_.is_usable(*s.conn);
+        if (usable && !ping_due(s, now)) {
+            lend(s, now, start, where);
+            return Checkout::lent;
+        }
+        std::unique_lock lk(mu_);
+        if (closing_) {
+            lk.unlock();
+            release_slow(s, ReleaseAction::discard, CloseReason::shutdown);
+            return Checkout::closed;
+        }
+        if (usable) {
+            queue_job_locked(s, Job::recheck);
+        } else {
+            set_state_locked(s, slot_busy);
+            close_locked(s, CloseReason::broken, lk);
+        }
+        return Checkout::failed;
+    }
+
+    Waiter* take_completed_locked() noexcept {
+        completed_end_ = &completed_;
+        return std::exchange(completed_, nullptr);
+    }
+
+    // Finishes the settled async waiters outside the lock; false if there were none.
+    bool finish_completed_locked(std::unique_lock<std::mutex>& lk) noexcept {
+        Waiter* list = take_completed_locked();
+        if (!list) return false;
+        lk.unlock();
+        finish_async(list);
+        lk.lock();
+        return true;
+    }
+
+    void finish_async(Waiter* list) noexcept {
+        while (list) {
+            auto& w = static_cast<AsyncWaiter&>(*list);
+            list = list->next;
+            finish_one(w);
+        }
+    }
+
+    // Checks out the connection a waiter was handed and runs its callback.
+    // One whose connection fails the check goes back to the head of the queue.
+    void finish_one(AsyncWaiter& w) noexcept {
+        std::exception_ptr error;
+        if (w.slot) {
+            switch (checkout_async(*w.slot, w.since, w.where)) {
+                case Checkout::lent: break;
+                case Checkout::closed:
+                    w.slot = nullptr;
+                    error = std::make_exception_ptr(closed_error());
+                    break;
+                case Checkout::failed: return requeue_async(w);
+            }
+        } else if (w.outcome == Waiter::timed_out) {
+            emit({EventKind::acquire_timeout, w.waited, w.message, {}});
+            error = std::make_exception_ptr(AcquireTimeout(std::move(w.message), w.waited));
+        } else if (w.outcome == Waiter::unavailable) {
+            std::lock_guard lk(mu_);
+            error = std::make_exception_ptr(unavailable_error_locked());
+        } else {
+            error = std::make_exception_ptr(closed_error());
+        }
+        w.finish(w.slot, std::move(error));
+        delete &w;
+    }
+
+    void requeue_async(AsyncWaiter& w) noexcept {
+        std::unique_lock lk(mu_);
+        w.slot = nullptr;
+        if (closing_) {
+            settle_locked(w, nullptr, Waiter::closed);
+        } else {
+            w.next = head_;  // first in line still
+            (head_ ? head_->prev : tail_) = &w;
+            head_ = &w;
+            ++waiting_;
+            serve_head_locked();
+            wake_worker_if_needed_locked();
+        }
+        finish_completed_locked(lk);
+    }
+
+    // The earliest deadline of a queued async waiter, which a worker keeps.
+    time_point async_deadline_locked() const noexcept {
+        time_point due = time_point::max();
+        for (const Waiter* w = head_; w; w = w->next)
+            if (w->async) due = std::min(due, w->deadline);
+        return due;
     }
 
     // Wake-ups owed to waiters by a release, delivered once it has let go of
@@ -1509,7 +1689,7 @@ private:
     bool checkout(SlotT& s, time_point& start, duration timeout, const source_location& where) {
         const time_point now = clock_.coarse_now();
         bool ok = driver_.is_usable(*s.conn);
-        if (ok && health_.borrow_check(s.info(), now) == BorrowCheck::ping) {
+        if (ok && ping_due(s, now)) {
             const time_point ping_start = clock_.now();
             if (start == time_point{}) start = ping_start;
             const time_point deadline = start + timeout;
@@ -1529,13 +1709,24 @@ private:
             close_locked(s, CloseReason::broken, lk);
             return false;
         }
+        lend(s, now, start, where);
+        return true;
+    }
+
+    bool ping_due(const SlotT& s, time_point now) const noexcept {
+        return !s.rechecked && health_.borrow_check(s.info(), now) == BorrowCheck::ping;
+    }
+
+    // Records a checked-out slot as lent. `start` is when its borrower began
+    // to wait, or zero when it did not.
+    void lend(SlotT& s, time_point now, time_point start, const source_location& where) noexcept {
+        s.rechecked = false;
         s.record_lent(now);
         if (options_.leak_threshold.count() > 0) s.record_where(where);
         if (options_.latency_histograms)
             s.acquire_wait.record_single_writer(start == time_point{} ? duration::zero() : clock_.now() - start);
         SlotT::bump(s.uses);
         SlotT::bump(s.lends);
-        return true;
     }
 
     bool ping(SlotT& s, time_point deadline) noexcept {
@@ -1548,17 +1739,22 @@ private:
         return true;
     }
 
+    // Throws when a newcomer may not queue: the breaker fails fast, or max_waiters are queued.
+    void admit_locked() const {
+        if (failing_fast_locked()) throw unavailable_error_locked();
+        if (options_.max_waiters != 0 && waiting_ >= options_.max_waiters)
+            throw PoolSaturated("reservoir: pool saturated: " + std::to_string(waiting_) +
+                                " acquirers already waiting (max_waiters = " +
+                                std::to_string(options_.max_waiters) + "); " + describe_locked());
+    }
+
     SlotT* wait_for_slot(time_point start, time_point deadline) {
         std::unique_lock lk(mu_);
         if (closing_) throw closed_error();
         if (!head_) {
             if (SlotT* s = claim_idle_locked()) return s;
         }
-        if (failing_fast_locked()) throw unavailable_error_locked();
-        if (options_.max_waiters != 0 && waiting_ >= options_.max_waiters)
-            throw PoolSaturated("reservoir: pool saturated: " + std::to_string(waiting_) +
-                                " acquirers already waiting (max_waiters = " +
-                                std::to_string(options_.max_waiters) + "); " + describe_locked());
+        admit_locked();
         Waiter w;
         w.since = start;
         w.deadline = deadline;
@@ -1644,7 +1840,18 @@ private:
             idle = idle || (w & slot_state_mask) == slot_idle;
         }
         armed_ = true;
-        if (idle) wake_for_retry_locked(*head_);
+        if (!idle) return;
+        if (!head_->async) {
+            wake_for_retry_locked(*head_);
+            return;
+        }
+        // No thread to wake: hand it a connection now, then serve the next head.
+        if (SlotT* s = claim_idle_locked()) {
+            Waiter& w = *head_;
+            unlink_locked(w);
+            settle_locked(w, s, Waiter::waiting);
+            serve_head_locked();
+        }
     }
 
     void enqueue_locked(Waiter& w) noexcept {
@@ -1690,8 +1897,9 @@ private:
         }
     }
 
+    // An async waiter has no thread that could claim a connection left idle for it.
     bool hand_off_now_locked(const Waiter& w) const noexcept {
-        return options_.handoff_after.count() == 0 || clock_.now() - w.since >= options_.handoff_after;
+        return w.async || options_.handoff_after.count() == 0 || clock_.now() - w.since >= options_.handoff_after;
     }
 
     // Wakes a queued waiter to claim an idle slot; false if it was already woken.
@@ -1733,9 +1941,24 @@ private:
                 close_locked(s, why, lk);
                 break;
         }
+        // Async waiters this release settled are finished here, after the
+        // lock. A callback may return its lease at once, and with it the last
+        // reference to this state: with more to finish, hold one meanwhile.
+        Waiter* done = take_completed_locked();
+        const bool hold = done && (done->next || !done->slot);
+        if (hold) ++refs_;
         if (orphaned_ && --refs_ == 0) {
             lk.unlock();
             delete this;
+            return;
+        }
+        lk.unlock();
+        finish_async(done);
+        if (hold) {
+            lk.lock();
+            const bool last = orphaned_ && --refs_ == 0;
+            lk.unlock();
+            if (last) delete this;
         }
     }
 
@@ -1804,7 +2027,7 @@ private:
         if (!jobs_.empty()) {
             const Job job = jobs_.back();
             jobs_.pop_back();
-            job.kind == Job::reset ? reset(*job.slot, lk) : ping_then_keep(*job.slot, ping_verdict_time, lk);
+            job.kind == Job::reset ? reset(*job.slot, lk) : ping_then_keep(*job.slot, ping_verdict_time, true, lk);
             return true;
         }
         if (need_connect_locked(clock_.now())) {
@@ -1842,13 +2065,15 @@ private:
     // ping): a worker pings it again with this much. One that had more is.
     static constexpr duration ping_verdict_time = std::chrono::milliseconds(100);
 
-    // Keeps the (busy) slot if its connection answers a ping within `budget`, else closes it.
-    void ping_then_keep(SlotT& s, duration budget, std::unique_lock<std::mutex>& lk) noexcept {
+    // Keeps the (busy) slot if its connection answers a ping within `budget`,
+    // else closes it. `for_borrower`: the ping stands in for a borrower's.
+    void ping_then_keep(SlotT& s, duration budget, bool for_borrower, std::unique_lock<std::mutex>& lk) noexcept {
         if (closing_) return close_locked(s, CloseReason::shutdown, lk);
         const time_point deadline = clock_.now() + budget;
         lk.unlock();
         const bool ok = ping(s, deadline);
         lk.lock();
+        s.rechecked = ok && for_borrower;
         ok ? make_available_locked(s, lk) : close_locked(s, CloseReason::broken, lk);
     }
 
@@ -1948,7 +2173,7 @@ private:
                 close_locked(s, *close, lk);
                 continue;
             }
-            ping_then_keep(s, options_.connect_timeout, lk);
+            ping_then_keep(s, options_.connect_timeout, false, lk);
         }
     }
 
@@ -1964,8 +2189,13 @@ private:
         detail::worker_stop_token() = stop_source_.get_token();
         std::unique_lock lk(mu_);
         while (!stop_) {
-            if (run_one_job_locked(lk)) continue;
+            if (finish_completed_locked(lk) || run_one_job_locked(lk)) continue;
             const time_point now = clock_.now();
+            const time_point async_due = async_deadline_locked();
+            if (now >= async_due) {
+                time_out_due_locked(now);
+                continue;
+            }
             if (now >= next_housekeeping_) {
                 // Set first, so that the other workers sleep while this one
                 // housekeeps (it lets go of the lock to ping and close).
@@ -1973,8 +2203,9 @@ private:
                 housekeep_locked(lk);
                 continue;
             }
-            time_point wake = next_housekeeping_;
+            time_point wake = std::min(next_housekeeping_, async_due);
             if (retry_at_ > now) wake = std::min(wake, retry_at_);
+            timer_at_ = wake;
             wait_until(work_cv_, lk, wake);
         }
     }
@@ -2104,7 +2335,7 @@ private:
         return text;
     }
 
-    PoolClosed closed_error() const { return PoolClosed("reservoir: pool is closed (shutdown has begun)"); }
+    static PoolClosed closed_error() { return PoolClosed("reservoir: pool is closed (shutdown has begun)"); }
 
     // ---- members --------------------------------------------------------------
 
@@ -2124,6 +2355,9 @@ private:
     std::size_t retrying_ = 0;  // waiters woken to claim an idle slot, not yet run
     bool armed_ = false;        // every idle and lent slot carries the attention bit (the gate is up)
     DeferredWakes* deferred_ = nullptr;  // where wake-ups go while a release holds the lock
+    Waiter* completed_ = nullptr;         // settled async waiters, oldest first, to finish after the lock
+    Waiter** completed_end_ = &completed_;
+    time_point timer_at_ = time_point::max();  // when a sleeping worker wakes next (async deadlines)
     std::condition_variable work_cv_;     // workers sleep here
     std::condition_variable drained_cv_;  // shutdown and destroy wait here
     std::vector<Job> jobs_;  // busy slots waiting for a worker
@@ -2276,6 +2510,29 @@ public:
     // idle (and a connect is started if the pool may grow). Throws PoolClosed.
     Lease try_acquire(source_location where = source_location::current()) {
         return Lease(state_, state_->try_acquire(where));
+    }
+
+    // For event-driven code: never blocks. Calls done(Lease, std::exception_ptr)
+    // exactly once, with a connection and a null error, or with an empty lease
+    // and the error acquire() would throw. That happens before async_acquire
+    // returns when a connection is idle (or the pool cannot serve); otherwise
+    // later, on the thread that frees a connection for it, or on a pool worker
+    // (timeouts, shutdown). So `done` must be quick and must not throw: hand
+    // the lease to your event loop. Queued with the threads in acquire(), first
+    // come first served. Timeouts need background_threads (or maintain()).
+    template <class F>
+        requires std::invocable<F&, Lease, std::exception_ptr>
+    void async_acquire(F done, source_location where = source_location::current()) {
+        async_acquire(options().acquire_timeout, std::move(done), where);
+    }
+    template <class F>
+        requires std::invocable<F&, Lease, std::exception_ptr>
+    void async_acquire(duration timeout, F done, source_location where = source_location::current()) {
+        state_->async_acquire(timeout, where,
+                              [state = state_, done = std::move(done)](typename State::SlotT* slot,
+                                                                       std::exception_ptr error) mutable noexcept {
+                                  done(slot ? Lease(state, slot) : Lease(), std::move(error));
+                              });
     }
 
     PoolStats stats() const { return state_->stats(); }
@@ -4236,7 +4493,8 @@ using MockPool = Pool<mock::Driver>;
 // result drained; a QueryError with SQLSTATE 57014 is thrown at the latest a
 // short grace (cancel_grace) after the deadline. The connection stays usable
 // when the server confirmed the cancel and the statement ended within the
-// grace, and is to be closed otherwise (a blackholed network, say).
+// grace, and is to be closed otherwise (a blackholed network, say). The
+// event-loop API (send, consume, result) has no deadline: its loop owns time.
 //
 // Not thread-safe: one thread at a time, like the Lease that lends it.
 
@@ -5311,6 +5569,59 @@ public:
                    [&](PGconn* c) { return PQsendQuery(c, script.c_str()); });
     }
 
+    // For event loops: starts a statement with parameters $1..$n (like query())
+    // and returns without waiting for its answer. Watch socket() for readable,
+    // and for writable too while wants_write(); call consume() at each wake-up
+    // until it returns true, then take result(). At most one statement in
+    // flight: send() throws like query() when it cannot send (a broken
+    // session: ConnectionLost; a statement of send() whose result() is not
+    // taken yet: QueryError 55000). No deadline: a caller that gives up on a
+    // statement discards its lease (Lease::discard()), which closes the connection.
+    template <class... Args>
+    void send(const SqlText& sql, const Args&... args) {
+        const Params params(args...);
+        const time_point now = std::chrono::steady_clock::now();
+        PGconn* c = start(sql.c_str(), [&](PGconn* conn) { return send_params(conn, sql.c_str(), params); });
+        in_flight_ = true;
+        sent_at_ = now;
+        // Only slow query events read the text; the capacity is kept, so no allocation once warm.
+        if (metrics_) sent_sql_.assign(std::string_view(sql.c_str()).substr(0, QueryMetrics::max_statement_text));
+        unsent_ = PQflush(c) > 0;  // a failed write is reported with the result
+    }
+
+    // The socket to watch (PQsocket), -1 when closed.
+    int socket() const noexcept { return conn_ ? PQsocket(conn_.get()) : -1; }
+    // Part of the statement is still unsent: watch for writable too.
+    bool wants_write() const noexcept { return unsent_; }
+
+    // Call when socket() is readable (or writable while wants_write()): sends
+    // what is left, reads what has arrived, never blocks. True once the answer
+    // is complete and result() will not block (or nothing is in flight).
+    bool consume() noexcept {
+        PGconn* c = conn_.get();
+        if (!c || !in_flight_ || answer_.complete) return true;
+        if (unsent_) unsent_ = PQflush(c) > 0;
+        // Read even while sending: the server may wait for us to read before it reads.
+        // A failed read leaves the connection bad, which read_results() takes as the end.
+        PQconsumeInput(c);
+        answer_.complete = read_results(c, answer_);
+        if (answer_.complete) unsent_ = false;
+        return answer_.complete;
+    }
+
+    // The statement's result, once consume() returned true: returns or throws
+    // what query() would for the same answer, and times it (from send()) into
+    // the metrics. Before that it throws QueryError 55000.
+    Result result() {
+        PGconn* c = conn_.get();
+        if (!c || !in_flight_ || !answer_.complete)
+            throw QueryError("reservoir: result() without a complete answer: call it once consume() returned true",
+                             "55000");
+        in_flight_ = false;
+        if (metrics_) metrics_->record(sent_sql_, std::chrono::steady_clock::now() - sent_at_);
+        return finish(c, std::exchange(answer_, {}));
+    }
+
     // The deadline of query() and execute(); zero (the default) means none.
     void set_query_timeout(duration timeout) noexcept { query_timeout_ = timeout; }
     duration query_timeout() const noexcept { return query_timeout_; }
@@ -5339,7 +5650,8 @@ public:
     bool must_evict() const noexcept { return evict_ || (epoch_ && epoch_->current() != opened_in_); }
 
     // Cheap local check, no round trip: open, idle (no transaction, nothing
-    // running), not to be evicted, and the server has not closed the socket.
+    // running, no result of send() left to take), not to be evicted, and the
+    // server has not closed the socket.
     // An idle session expects no bytes, so readable bytes are read: a server
     // that terminates a backend sends an error and closes, which this sees.
     // A session that answered within the last millisecond is taken as open
@@ -5348,7 +5660,8 @@ public:
     // per borrow to narrow a window that the next statement's send reopens.
     bool usable() const noexcept {
         PGconn* c = conn_.get();
-        if (!c || must_evict() || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) return false;
+        if (!c || in_flight_ || must_evict() || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)
+            return false;
         if (std::chrono::steady_clock::now() - answered_at_ < recent_answer) return true;
         for (int reads = 0; reads < 4 && detail::readable_now(PQsocket(c)); ++reads)
             if (!PQconsumeInput(c)) return false;
@@ -5405,10 +5718,12 @@ private:
     Result query_params(time_point deadline, std::string_view scanned, const char* sql, const Args&... args) {
         const Params params(args...);
         const detail::StatementTimer timer(metrics_.get(), sql);
-        return run(deadline, OnTimeout::cancel, scanned, [&](PGconn* c) {
-            return PQsendQueryParams(c, sql, params.size(), params.types(), params.values(), params.lengths(),
-                                     params.formats(), 0);
-        });
+        return run(deadline, OnTimeout::cancel, scanned, [&](PGconn* c) { return send_params(c, sql, params); });
+    }
+
+    static int send_params(PGconn* c, const char* sql, const Params& params) noexcept {
+        return PQsendQueryParams(c, sql, params.size(), params.types(), params.values(), params.lengths(),
+                                 params.formats(), 0);
     }
 
     enum class OnTimeout {
@@ -5417,42 +5732,77 @@ private:
     };
     template <class Send>
     Result run(time_point deadline, OnTimeout on_timeout, std::string_view sql, Send send) {
-        const time_point start = std::chrono::steady_clock::now();
+        const time_point start_time = std::chrono::steady_clock::now();
+        PGconn* c = start(sql, send);
+        if (!flush(c, deadline)) timed_out(start_time, deadline, on_timeout);
+        Answer answer;
+        do {
+            if (!await_result(c, deadline)) timed_out(start_time, deadline, on_timeout);
+        } while (!read_results(c, answer));
+        return finish(c, std::move(answer));
+    }
+
+    // A statement's results as they are read: the last one, and the first
+    // error (reading on to the end, which the next statement needs).
+    struct Answer {
+        detail::ResultPtr last, error;
+        bool copy = false;      // it started a COPY, which is never drained
+        bool complete = false;  // read to the end (send()'s statement only)
+    };
+
+    // Starts a statement (blocking or not): the session tracker scans `sql`.
+    template <class Send>
+    PGconn* start(std::string_view sql, Send send) {
         PGconn* c = ready_connection();
         session_.note_sql(sql);
         if (!send(c)) throw_failure(c, nullptr);
-        if (!flush(c, deadline)) timed_out(start, deadline, on_timeout);
-        detail::ResultPtr last, error;
-        for (;;) {
-            if (!await_result(c, deadline)) timed_out(start, deadline, on_timeout);
+        return c;
+    }
+
+    // Reads the results that have arrived into `answer`, never blocking: true
+    // once the last is in (or a COPY began, or the connection broke).
+    bool read_results(PGconn* c, Answer& answer) noexcept {
+        while (!PQisBusy(c)) {
             detail::ResultPtr r(PQgetResult(c));
-            if (!r) break;
+            if (!r) return true;
             const ExecStatusType status = PQresultStatus(r.get());
             if (is_copy(status)) {
-                evict_ = true;
-                throw QueryError("reservoir: COPY is not supported by query() or execute(); the connection will "
-                                 "be closed",
-                                 "0A000");
+                answer.copy = true;
+                return true;
             }
             switch (status) {
                 case PGRES_FATAL_ERROR:
                 case PGRES_BAD_RESPONSE:
-                    if (!error) error = std::move(r);  // the first error; read on to the end
+                    if (!answer.error) answer.error = std::move(r);
                     break;
                 default:
                     session_.note_tag(PQcmdStatus(r.get()));
-                    last = std::move(r);
+                    answer.last = std::move(r);
             }
         }
+        return false;
+    }
+
+    // The result of a statement read to the end, or what its failure throws.
+    Result finish(PGconn* c, Answer answer) {
+        if (answer.copy) {
+            evict_ = true;
+            throw QueryError("reservoir: COPY is not supported by query() or execute(); the connection will "
+                             "be closed",
+                             "0A000");
+        }
         answered_at_ = std::chrono::steady_clock::now();
-        if (error || PQstatus(c) != CONNECTION_OK) throw_failure(c, error.get());
-        return Result(std::move(last));
+        if (answer.error || PQstatus(c) != CONNECTION_OK) throw_failure(c, answer.error.get());
+        return Result(std::move(answer.last));
     }
 
     PGconn* ready_connection() {
         PGconn* c = conn_.get();
         if (!c) throw ConnectionLost("reservoir: connection is closed");
         if (PQstatus(c) != CONNECTION_OK) throw_failure(c, nullptr);
+        if (in_flight_)  // the caller's to finish: the session is fine
+            throw QueryError("reservoir: a statement sent with send() is still in flight; take its result() first",
+                             "55000");
         if (PQtransactionStatus(c) == PQTRANS_ACTIVE) {
             evict_ = true;
             throw ConnectionLost("reservoir: connection is still busy with an earlier statement that could not "
@@ -5561,6 +5911,12 @@ private:
     bool ping_in_flight_ = false;  // sent by a ping that ran out of time; the next ping reads its answer
     static constexpr duration recent_answer = std::chrono::milliseconds(1);
     time_point answered_at_{};  // when the last statement's results were all read (see usable())
+    // The statement of send() until its result() is taken.
+    bool in_flight_ = false;
+    bool unsent_ = false;  // part of it is still in libpq's output buffer
+    Answer answer_;
+    time_point sent_at_{};
+    std::string sent_sql_;  // for slow query events, cut like theirs
 };
 
 }  // namespace reservoir::pg

@@ -7,7 +7,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pg_test_support.hpp"
@@ -160,4 +163,75 @@ TEST_CASE("async: a statement larger than the socket buffer goes out through wan
     CHECK_FALSE(c.wants_write());
     CHECK(c.result().scalar<std::int64_t>() == static_cast<std::int64_t>(big.size()));
     CHECK(c.usable());
+}
+
+TEST_CASE("async: a PgPool serves async_acquire in order on one event loop, within its max", "[pg]") {
+    auto cfg = config();
+    cfg.pool.min_size = 4;
+    cfg.pool.max_size = 4;
+    cfg.pool.acquire_timeout = 10s;
+    reservoir::PgPool pool(cfg);
+    REQUIRE(eventually([&] { return pool.stats().idle == 4; }));
+
+    // 40 requests, each doubling its number; a callback sends the statement
+    // on the lease it is handed. Callbacks run on this thread (at once, or on
+    // a release below) or on a pool worker (one that pinged for it): hence the lock.
+    constexpr int requests = 40;
+    struct Request {
+        reservoir::PgPool::Lease lease;
+        std::exception_ptr error;
+    };
+    std::mutex mu;
+    std::vector<Request> got(requests);
+    std::vector<int> served;  // in the order handed a connection
+    for (int i = 0; i < requests; ++i) {
+        pool.async_acquire([&, i](reservoir::PgPool::Lease lease, std::exception_ptr error) {
+            if (lease) lease->send("SELECT $1::int * 2", i);
+            std::lock_guard lk(mu);
+            got[static_cast<std::size_t>(i)] = {std::move(lease), std::move(error)};
+            served.push_back(i);
+        });
+    }
+    CHECK(pool.stats().waiting == requests - 4);
+
+    int answered = 0;
+    const auto until = Clock::now() + 20s;
+    while (answered < requests) {
+        REQUIRE(Clock::now() < until);
+        std::vector<pg::Connection*> in_flight;
+        std::vector<int> who;
+        {
+            std::lock_guard lk(mu);
+            for (int i = 0; i < requests; ++i) {
+                auto& r = got[static_cast<std::size_t>(i)];
+                REQUIRE_FALSE(r.error);
+                if (r.lease) {
+                    in_flight.push_back(&*r.lease);
+                    who.push_back(i);
+                }
+            }
+        }
+        REQUIRE(!in_flight.empty());
+        CHECK(in_flight.size() <= 4);
+        await_answers(in_flight);
+        for (const int i : who) {
+            reservoir::PgPool::Lease lease;
+            {
+                std::lock_guard lk(mu);
+                lease = std::move(got[static_cast<std::size_t>(i)].lease);
+            }
+            CHECK(lease->result().scalar<int>() == 2 * i);
+            ++answered;
+            // Returned outside the lock: the release may run the next request's callback on this thread.
+            lease.release();
+        }
+    }
+    std::vector<int> in_order(requests);
+    for (int i = 0; i < requests; ++i) in_order[static_cast<std::size_t>(i)] = i;
+    std::lock_guard lk(mu);
+    CHECK(served == in_order);
+    const auto st = pool.stats();
+    CHECK(st.waiting == 0);
+    CHECK(st.total == 4);
+    CHECK(st.connects == 4);  // every request on the pool's 4 connections
 }

@@ -484,29 +484,40 @@ private:
         pool_.async_acquire(acquire_timeout, [this, &w](reservoir::PgPool::Lease lease, std::exception_ptr error) {
             if (error) return fail(w, error);
             w.lease = std::move(lease);
-            const int fd = w.lease->socket();
-            if (fd < 0 || fd >= max_fd) {
+            const Watch how = watch_of(*w.lease);
+            if (how.fd < 0 || how.fd >= max_fd) {
                 w.lease.discard();
                 return fail(w, std::make_exception_ptr(std::runtime_error("socket number out of range")));
             }
-            sockets_[fd].worker.store(&w, std::memory_order_release);
             try {
                 work_.send(*w.lease, w.rng);
             } catch (...) {
-                sockets_[fd].worker.store(nullptr, std::memory_order_relaxed);
                 w.lease.release();
                 return fail(w, std::current_exception());
             }
-            watch(fd, *w.lease);
+            // Published once the send is over: from here the loop watching the
+            // socket may read the answer, finish the worker and start it again,
+            // so neither the worker nor its connection is touched after this.
+            const bool writable = w.lease->wants_write();
+            sockets_[how.fd].worker.store(&w, std::memory_order_release);
+            watch(how, writable);
         });
     }
 
+    // What watching a connection's socket takes, read while the connection is ours.
+    struct Watch {
+        int fd;
+        PGconn* conn;
+        int backend_pid;
+    };
+    static Watch watch_of(const pg::Connection& c) { return {c.socket(), c.native_handle(), c.backend_pid()}; }
+
     // Makes sure a loop watches the socket (writable too while the statement is partly unsent).
-    void watch(int fd, const pg::Connection& c) {
+    void watch(const Watch& how, bool writable) {
+        const int fd = how.fd;
         Socket& sock = sockets_[fd];
-        const bool writable = c.wants_write();
         std::lock_guard lock(registry_);
-        const bool known = sock.conn == c.native_handle() && sock.backend_pid == c.backend_pid();
+        const bool known = sock.conn == how.conn && sock.backend_pid == how.backend_pid;
         if (known && sock.writable == writable) return;
         epoll_event ev{};
         ev.events = EPOLLIN | (writable ? EPOLLOUT : 0u);
@@ -516,15 +527,16 @@ private:
         } else {
             sock.epoll = (current_loop_ ? *current_loop_ : loops_[static_cast<std::size_t>(fd) % loops_.size()]).epoll;
             check(::epoll_ctl(sock.epoll, EPOLL_CTL_ADD, fd, &ev), "epoll_ctl ADD");
-            sock.conn = c.native_handle();
-            sock.backend_pid = c.backend_pid();
+            sock.conn = how.conn;
+            sock.backend_pid = how.backend_pid;
         }
         sock.writable = writable;
     }
 
-    // A socket readable with no statement on it (the server closed an idle
-    // connection, say) would wake its loop forever: it leaves the set until
-    // its next statement. Rechecked under the lock, against a statement just sent.
+    // A socket readable with no statement on it would wake its loop forever:
+    // the server closed an idle connection, or another thread's statement was
+    // answered before the thread published it. It leaves the set until its
+    // next statement is published (rechecked under the lock, against one just published).
     void unwatch(int fd) {
         Socket& sock = sockets_[fd];
         std::lock_guard lock(registry_);
@@ -562,7 +574,7 @@ private:
     void answer(int fd) {
         Worker* const w = sockets_[fd].worker.load(std::memory_order_acquire);
         if (!w) return unwatch(fd);
-        if (!w->lease->consume()) return watch(fd, *w->lease);  // more to come (or to send)
+        if (!w->lease->consume()) return watch(watch_of(*w->lease), w->lease->wants_write());  // more to come
         WorkerState& me = state_[w->index];
         try {
             work_.check(w->lease->result());

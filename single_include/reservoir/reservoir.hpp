@@ -1956,7 +1956,7 @@ private:
         finish_async(done);
         if (hold) {
             lk.lock();
-            const bool last = orphaned_ && --refs_ == 0;
+            const bool last = --refs_ == 0;  // only once orphaned: until then the Pool holds one
             lk.unlock();
             if (last) delete this;
         }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds tests/consumer, a project outside reservoir, from scratch four ways and
+# Builds tests/consumer, a project outside reservoir, from scratch five ways and
 # runs each build against a throwaway PostgreSQL (scripts/pg-sandbox):
 #   package       cmake --install into WORK_DIR/prefix, then find_package(reservoir CONFIG)
 #   subdirectory  add_subdirectory(SOURCE_DIR)
@@ -7,6 +7,8 @@
 #                 (committed files only, as a user's fetch would see them), or
 #                 SOURCE_DIR as is when it is not a git work tree
 #   single-header g++ -std=c++20 with single_include/ alone, no CMake
+#   pkg-config    cmake --install into WORK_DIR/pc-prefix, then g++ -std=c++20 with
+#                 `pkg-config --cflags --libs reservoir` from there alone, no CMake
 # One line per way; exit 1 if any fails (its log is shown).
 #   tests/consumer/run.sh SOURCE_DIR WORK_DIR
 # CXX picks the compiler (default g++); STEP_TIMEOUT bounds each step (s, default 300).
@@ -44,13 +46,18 @@ configure_build_run() {  # configure_build_run NAME CMAKE_ARGS...
     bounded "$work/$name/consumer" "$url"
 }
 
-way_package() {
-  rm -rf "$work/package-lib" "$work/prefix"
-  bounded cmake -S "$src" -B "$work/package-lib" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_INSTALL_PREFIX="$work/prefix" \
+install_into() {  # install_into NAME: reservoir configured in WORK_DIR/NAME-lib, installed into WORK_DIR/NAME
+  local name=$1
+  rm -rf "${work:?}/$name-lib" "${work:?}/$name"
+  bounded cmake -S "$src" -B "$work/$name-lib" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_INSTALL_PREFIX="$work/$name" \
     -DRESERVOIR_INSTALL=ON -DRESERVOIR_BUILD_TESTS=OFF -DRESERVOIR_BUILD_BENCHMARKS=OFF \
     -DRESERVOIR_BUILD_EXAMPLES=OFF &&
-    bounded cmake --build "$work/package-lib" -j 2 &&
-    bounded cmake --install "$work/package-lib" &&
+    bounded cmake --build "$work/$name-lib" -j 2 &&
+    bounded cmake --install "$work/$name-lib"
+}
+
+way_package() {
+  install_into prefix &&
     configure_build_run package -DRESERVOIR_CONSUMER_MODE=package -DCMAKE_PREFIX_PATH="$work/prefix" \
       -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
 }
@@ -81,8 +88,23 @@ way_single-header() {
     bounded "$work/single-header/consumer" "$url"
 }
 
+way_pkg-config() {
+  local flags
+  install_into pc-prefix || return
+  # Only the installed prefix and the system's own .pc files (libpq's).
+  flags=$(PKG_CONFIG_PATH="$work/pc-prefix/share/pkgconfig" pkg-config --cflags --libs reservoir) || return
+  echo "pkg-config --cflags --libs reservoir: $flags"
+  if [[ " $flags " == *" -std="* ]]; then echo "the .pc must not choose the language standard"; return 1; fi
+  mkdir -p "$work/pkg-config"
+  # $flags is split on purpose: it is a list of flags.
+  # shellcheck disable=SC2086
+  bounded "$cxx" -std=c++20 -Wall -Wextra -Wpedantic -Werror "$consumer/main.cpp" -o "$work/pkg-config/consumer" \
+    $flags &&
+    bounded "$work/pkg-config/consumer" "$url"
+}
+
 failed=0
-for way in package subdirectory fetchcontent single-header; do
+for way in package subdirectory fetchcontent single-header pkg-config; do
   rm -rf "${work:?}/$way"
   start=$SECONDS
   if "way_$way" >"$work/$way.log" 2>&1; then

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # the way_* functions are called by name, from run_ways
 # Builds tests/consumer, a project outside reservoir, from scratch five ways and
 # runs each build against a throwaway PostgreSQL (scripts/pg-sandbox):
 #   package       cmake --install into WORK_DIR/prefix, then find_package(reservoir CONFIG)
@@ -14,37 +15,8 @@
 # CXX picks the compiler (default g++); STEP_TIMEOUT bounds each step (s, default 300).
 set -euo pipefail
 
-(($# == 2)) || { echo "usage: $0 SOURCE_DIR WORK_DIR" >&2; exit 2; }
-src=$(realpath -- "$1")
-mkdir -p "$2"
-work=$(realpath -- "$2")
-consumer=$src/tests/consumer
-cxx=${CXX:-g++}
-limit=${STEP_TIMEOUT:-300}
-[[ -f $src/CMakeLists.txt && -f $consumer/main.cpp ]] || { echo "run.sh: $src is not a reservoir checkout" >&2; exit 2; }
-
-sandbox=$work/pg-sandbox
-trap '"$src/scripts/pg-sandbox" stop "$sandbox" >/dev/null 2>&1 || true' EXIT
-trap 'exit 143' INT TERM HUP  # so that the EXIT trap stops the server
-if ! timeout --kill-after=10 120 "$src/scripts/pg-sandbox" start "$sandbox" >/dev/null 2>"$work/pg-sandbox.log"; then
-  echo "consumer: the PostgreSQL sandbox did not start:" >&2; cat "$work/pg-sandbox.log" >&2; exit 1
-fi
-url=$(<"$sandbox/url")
-
-bounded() {  # bounded CMD...: CMD, killed after STEP_TIMEOUT seconds
-  local rc=0
-  timeout --kill-after=10 "$limit" "$@" || rc=$?
-  if ((rc == 124 || rc == 137)); then echo "run.sh: timed out after $limit s: $*"; fi
-  return "$rc"
-}
-
-# Each way starts from empty directories and logs to WORK_DIR/NAME.log.
-configure_build_run() {  # configure_build_run NAME CMAKE_ARGS...
-  local name=$1; shift
-  bounded cmake -S "$consumer" -B "$work/$name" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Debug "$@" &&
-    bounded cmake --build "$work/$name" -j 2 &&
-    bounded "$work/$name/consumer" "$url"
-}
+# shellcheck source=tests/consumer/common.sh
+source "$(dirname -- "$0")/common.sh" "$0" "$@"
 
 install_into() {  # install_into NAME: reservoir configured in WORK_DIR/NAME-lib, installed into WORK_DIR/NAME
   local name=$1
@@ -82,10 +54,7 @@ way_fetchcontent() {
 way_single-header() {
   local pq_include
   pq_include=$(pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
-  mkdir -p "$work/single-header"
-  bounded "$cxx" -std=c++20 -Wall -Wextra -Wpedantic -Werror -I"$src/single_include" -I"$pq_include" \
-    "$consumer/main.cpp" -o "$work/single-header/consumer" -lpq -pthread &&
-    bounded "$work/single-header/consumer" "$url"
+  compile_run single-header "-I$src/single_include -I$pq_include -lpq -pthread"
 }
 
 way_pkg-config() {
@@ -95,24 +64,7 @@ way_pkg-config() {
   flags=$(PKG_CONFIG_PATH="$work/pc-prefix/share/pkgconfig" pkg-config --cflags --libs reservoir) || return
   echo "pkg-config --cflags --libs reservoir: $flags"
   if [[ " $flags " == *" -std="* ]]; then echo "the .pc must not choose the language standard"; return 1; fi
-  mkdir -p "$work/pkg-config"
-  # $flags is split on purpose: it is a list of flags.
-  # shellcheck disable=SC2086
-  bounded "$cxx" -std=c++20 -Wall -Wextra -Wpedantic -Werror "$consumer/main.cpp" -o "$work/pkg-config/consumer" \
-    $flags &&
-    bounded "$work/pkg-config/consumer" "$url"
+  compile_run pkg-config "$flags"
 }
 
-failed=0
-for way in package subdirectory fetchcontent single-header pkg-config; do
-  rm -rf "${work:?}/$way"
-  start=$SECONDS
-  if "way_$way" >"$work/$way.log" 2>&1; then
-    printf 'consumer: %-13s ok   %3d s  %s\n' "$way" $((SECONDS - start)) "$(tail -n 1 "$work/$way.log")"
-  else
-    printf 'consumer: %-13s FAIL %3d s  (log: %s)\n' "$way" $((SECONDS - start)) "$work/$way.log"
-    tail -n 40 "$work/$way.log" | sed 's/^/    /'
-    failed=1
-  fi
-done
-exit $failed
+run_ways package subdirectory fetchcontent single-header pkg-config

@@ -13,3 +13,15 @@ add_test(NAME "tools: amalgamate.py rejects unknown arguments and writes nothing
                  -P "${CMAKE_CURRENT_LIST_DIR}/amalgamate_test.cmake")
 set_tests_properties("tools: amalgamate.py rejects unknown arguments and writes nothing"
                      PROPERTIES LABELS unit TIMEOUT 120)
+
+# docs/operations/: the alert rules pass promtool (check and unit tests), and
+# the dashboard and the rules name only metrics to_prometheus emits.
+set(reservoir_operations_check "${PROJECT_SOURCE_DIR}/tests/observe/operations-check.sh")
+add_test(NAME "operations: alert rules pass promtool check rules and their unit tests"
+         COMMAND "${reservoir_operations_check}" rules "${PROJECT_SOURCE_DIR}")
+add_test(NAME "operations: the dashboard and the alert rules name only metrics to_prometheus emits"
+         COMMAND "${reservoir_operations_check}" names "${PROJECT_SOURCE_DIR}" $<TARGET_FILE:reservoir_unit_tests>
+                 "${PROJECT_BINARY_DIR}/operations-check")
+set_tests_properties("operations: alert rules pass promtool check rules and their unit tests"
+                     "operations: the dashboard and the alert rules name only metrics to_prometheus emits"
+                     PROPERTIES LABELS unit TIMEOUT 300)

@@ -104,13 +104,19 @@ std::size_t first_invalid_utf8(std::string_view s) {
     std::size_t i = 0;
     while (i < s.size()) {
         const auto c = static_cast<unsigned char>(s[i]);
-        int n = 0;
-        std::uint32_t cp = 0;
-        if (c < 0x80) n = 0, cp = c;
-        else if ((c & 0xe0) == 0xc0) n = 1, cp = c & 0x1fu;
-        else if ((c & 0xf0) == 0xe0) n = 2, cp = c & 0x0fu;
-        else if ((c & 0xf8) == 0xf0) n = 3, cp = c & 0x07u;
-        else return i;
+        int n = 0;             // continuation bytes
+        std::uint32_t cp = c;  // the code point, decoded
+        if ((c & 0x80) == 0) {
+            n = 0;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1, cp = c & 0x1fu;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2, cp = c & 0x0fu;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3, cp = c & 0x07u;
+        } else {
+            return i;
+        }
         if (s.size() - i <= static_cast<std::size_t>(n)) return i;
         for (int k = 1; k <= n; ++k) {
             const auto b = static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]);

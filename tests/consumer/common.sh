@@ -38,13 +38,11 @@ configure_build_run() {  # configure_build_run NAME CMAKE_ARGS...
     bounded "$work/$name/consumer" "$url"
 }
 
-# The consumer built with the flags in $1 alone (no CMake), then run.
-compile_run() {  # compile_run NAME FLAGS
-  local name=$1 flags=$2
+# The consumer built with these flags alone (no CMake), then run.
+compile_run() {  # compile_run NAME FLAG...
+  local name=$1; shift
   mkdir -p "$work/$name"
-  # $flags is split on purpose: it is a list of flags.
-  # shellcheck disable=SC2086
-  bounded "$cxx" -std=c++20 -Wall -Wextra -Wpedantic -Werror "$consumer/main.cpp" -o "$work/$name/consumer" $flags &&
+  bounded "$cxx" -std=c++20 -Wall -Wextra -Wpedantic -Werror "$consumer/main.cpp" -o "$work/$name/consumer" "$@" &&
     bounded "$work/$name/consumer" "$url"
 }
 

@@ -80,7 +80,8 @@ way_deb-pkg-config() {
   deps=$(pkg-config --cflags --libs $requires) || return
   echo "reservoir: $own; $requires: $deps"
   [[ $own == *"-I$root/usr/include"* ]] || fail "no -I for the unpacked headers" || return
-  compile_run deb-pkg-config "$own $deps"
+  # shellcheck disable=SC2086  # lists of flags
+  compile_run deb-pkg-config $own $deps
 }
 
 run_ways deb deb-cmake deb-pkg-config

@@ -54,7 +54,7 @@ way_fetchcontent() {
 way_single-header() {
   local pq_include
   pq_include=$(pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
-  compile_run single-header "-I$src/single_include -I$pq_include -lpq -pthread"
+  compile_run single-header -I"$src/single_include" -I"$pq_include" -lpq -pthread
 }
 
 way_pkg-config() {
@@ -64,7 +64,9 @@ way_pkg-config() {
   flags=$(PKG_CONFIG_PATH="$work/pc-prefix/share/pkgconfig" pkg-config --cflags --libs reservoir) || return
   echo "pkg-config --cflags --libs reservoir: $flags"
   if [[ " $flags " == *" -std="* ]]; then echo "the .pc must not choose the language standard"; return 1; fi
-  compile_run pkg-config "$flags"
+  # $flags is split on purpose: pkg-config prints a list of flags.
+  # shellcheck disable=SC2086
+  compile_run pkg-config $flags
 }
 
 run_ways package subdirectory fetchcontent single-header pkg-config

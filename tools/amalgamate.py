@@ -10,8 +10,12 @@ headers alone, and CI checks that the committed file is current.
 
     python3 tools/amalgamate.py           # write the single header
     python3 tools/amalgamate.py --check   # exit 1 if the committed one is stale
+
+Any other argument is a usage error (exit 2) and writes nothing; --help
+prints this and exits 0.
 """
 
+import argparse
 import pathlib
 import re
 import sys
@@ -59,8 +63,15 @@ def generate() -> str:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="Generates single_include/reservoir/reservoir.hpp from include/.",
+        epilog="Without --check, the single header is written.")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if the committed single header is stale")
+    # Exits (0 for --help, 2 for anything unknown) before anything is written.
+    args = parser.parse_args()
     text = generate()
-    if "--check" in sys.argv[1:]:
+    if args.check:
         current = OUTPUT.read_text() if OUTPUT.is_file() else ""
         if current != text:
             print("single_include/reservoir/reservoir.hpp is stale: run `python3 tools/amalgamate.py` "

@@ -1,6 +1,6 @@
 // A program outside the library that uses it as a user would: one PgPool from
-// a URL, one query, its result printed. tests/consumer/run.sh builds it four
-// ways (installed package, add_subdirectory, FetchContent, the single header).
+// a URL, one query, its result printed. tests/consumer/run.sh builds it five
+// ways (installed package, add_subdirectory, FetchContent, the single header, pkg-config).
 //
 //   consumer [postgresql://user:password@host/db]   (default: DATABASE_URL, DB_*)
 

@@ -12,6 +12,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -96,8 +97,41 @@ std::map<std::string, std::string> samples(const std::string& text) {
     return out;
 }
 
-// A strict JSON parser (RFC 8259 grammar; bytes >= 0x80 in strings are
-// passed through unchecked, as to_json promises): throws on anything else.
+// Where s stops being UTF-8 (std::string_view::npos when it is all UTF-8):
+// decoded code point by code point, and rejected when overlong, a surrogate or
+// above U+10FFFF. A different method from the library's, so that it checks it.
+std::size_t first_invalid_utf8(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        int n = 0;             // continuation bytes
+        std::uint32_t cp = c;  // the code point, decoded
+        if ((c & 0x80) == 0) {
+            n = 0;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 1, cp = c & 0x1fu;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2, cp = c & 0x0fu;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 3, cp = c & 0x07u;
+        } else {
+            return i;
+        }
+        if (s.size() - i <= static_cast<std::size_t>(n)) return i;
+        for (int k = 1; k <= n; ++k) {
+            const auto b = static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]);
+            if ((b & 0xc0) != 0x80) return i;
+            cp = (cp << 6) | (b & 0x3fu);
+        }
+        static constexpr std::uint32_t smallest[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < smallest[n] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return i;
+        i += static_cast<std::size_t>(n) + 1;
+    }
+    return std::string_view::npos;
+}
+
+// A strict JSON parser (RFC 8259: the grammar, over UTF-8 text): throws on
+// anything else.
 struct Json {
     enum Type { null, boolean, number, string, array, object } type = null;
     bool flag = false;
@@ -116,6 +150,8 @@ struct Json {
 class JsonParser {
 public:
     static Json parse(std::string_view s) {
+        if (const auto bad = first_invalid_utf8(s); bad != std::string_view::npos)
+            throw std::runtime_error("JSON: not UTF-8 at offset " + std::to_string(bad));
         JsonParser p{s};
         Json v = p.value();
         p.ws();
@@ -666,21 +702,25 @@ TEST_CASE("the JSON snapshot of a hand-built snapshot, exactly", "[observe][json
           R"~("hold_time":{"count":0,"p50_ms":0,"p95_ms":0,"p99_ms":0,"max_ms":0,"mean_ms":0},)~"
           R"~("connect_time":{"count":0,"p50_ms":0,"p95_ms":0,"p99_ms":0,"max_ms":0,"mean_ms":0},)~"
           R"~("last_connect_error":"FATAL: \"role\" \\ missing\u000a\u0009tab\u0001\u001f)~"
-          "\x7f \xff\xfe end\"}");
+          "\x7f \xef\xbf\xbd\xef\xbf\xbd end\"}");  // each byte that is not UTF-8 is U+FFFD
 }
 
-TEST_CASE("the JSON snapshot parses back with every field, and round-trips any error text", "[observe][json]") {
+TEST_CASE("the JSON snapshot parses back with every field, and any error text as UTF-8", "[observe][json]") {
     auto s = realistic_stats();
     std::string nasty;
     for (int c = 0; c < 256; ++c) nasty += static_cast<char>(c);
     s.last_connect_error = nasty + "\"}],{\\u0000";
+    // Bytes 0x80-0xff in a row: none starts a well-formed sequence, so each is one U+FFFD.
+    std::string expected = nasty.substr(0, 0x80);
+    for (int c = 0x80; c < 0x100; ++c) expected += "\xef\xbf\xbd";
+    expected += "\"}],{\\u0000";
     const auto query = histogram_of({1ms, 2ms, 3ms});
     const Json j = JsonParser::parse(reservoir::to_json(s, &query));
     CHECK(j.keys == std::vector<std::string>{"total", "idle", "in_use", "resetting", "connecting", "waiting", "min",
                                                "max", "acquires", "acquire_timeouts", "connects", "connect_failures",
                                                "closes", "breaker", "breaker_trips", "leaks", "acquire_wait",
                                                "hold_time", "connect_time", "query_time", "last_connect_error"});
-    CHECK(j["last_connect_error"].text == s.last_connect_error);
+    CHECK(j["last_connect_error"].text == expected);
     CHECK(j["breaker"].text == "open");
     CHECK(j["closes"]["total"].text == "11");
     CHECK(j["closes"].keys == std::vector<std::string>{"idle_timeout", "lifetime", "broken", "discarded",
@@ -712,6 +752,139 @@ TEST_CASE("to_json(pool) snapshots the pool", "[observe][json]") {
     CHECK(j["idle"].text == "1");
     CHECK(j["breaker"].text == "closed");
     CHECK(j["last_connect_error"].type == Json::null);  // the last connect succeeded
+}
+
+// Byte strings as an attacker would send them (in a statement, or an error
+// message a server echoes back): random bytes weighted toward UTF-8's edges
+// (lead and continuation bytes, the limits of the overlong, surrogate and
+// U+10FFFF ranges, JSON's own specials) and well-formed sequences, in any
+// order, so sequences are cut short and run into each other.
+std::string attacker_bytes(std::mt19937& rng) {
+    static constexpr unsigned char edges[] = {0x00, 0x1f, 0x20, 0x22, 0x2f, 0x5c, 0x7f, 0x80, 0x8f, 0x90,
+                                              0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec,
+                                              0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xf7, 0xf8,
+                                              0xfb, 0xfc, 0xfd, 0xfe, 0xff};
+    static constexpr std::string_view well_formed[] = {"a",            "\xc2\x80",     "\xc3\xa9",
+                                                       "\xdf\xbf",     "\xe0\xa0\x80", "\xe2\x82\xac",
+                                                       "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbf",
+                                                       "\xf0\x90\x80\x80", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"};
+    std::uniform_int_distribution<int> length(0, 24), kind(0, 2), any_byte(0, 255);
+    std::uniform_int_distribution<std::size_t> edge(0, std::size(edges) - 1), sequence(0, std::size(well_formed) - 1);
+    std::string s;
+    for (int n = length(rng); n-- > 0;) {
+        switch (kind(rng)) {
+            case 0: s += static_cast<char>(any_byte(rng)); break;
+            case 1: s += static_cast<char>(edges[edge(rng)]); break;
+            default: s += well_formed[sequence(rng)]; break;
+        }
+    }
+    return s;
+}
+
+// Ill-formed sequences and what each becomes (one U+FFFD per maximal subpart,
+// as the Unicode standard recommends), and well-formed ones at the edges.
+const std::pair<std::string_view, std::string_view> tricky_utf8[] = {
+    {"\xc0\xaf", "\uFFFD\uFFFD"},                      // overlong '/'
+    {"\xc1\xbf", "\uFFFD\uFFFD"},                      // overlong DEL
+    {"\xe0\x80\xaf", "\uFFFD\uFFFD\uFFFD"},            // overlong '/' in three bytes
+    {"\xe0\x9f\xbf", "\uFFFD\uFFFD\uFFFD"},            // overlong U+07FF
+    {"\xf0\x80\x80\xaf", "\uFFFD\uFFFD\uFFFD\uFFFD"},  // overlong '/' in four bytes
+    {"\xf0\x8f\xbf\xbf", "\uFFFD\uFFFD\uFFFD\uFFFD"},  // overlong U+FFFF
+    {"\xed\xa0\x80", "\uFFFD\uFFFD\uFFFD"},            // surrogate U+D800
+    {"\xed\xbf\xbf", "\uFFFD\uFFFD\uFFFD"},            // surrogate U+DFFF
+    {"\xed\xa0\x80\xed\xb0\x80", "\uFFFD\uFFFD\uFFFD\uFFFD\uFFFD\uFFFD"},  // a surrogate pair (CESU-8)
+    {"\xf4\x90\x80\x80", "\uFFFD\uFFFD\uFFFD\uFFFD"},  // U+110000
+    {"\xf5\x80\x80\x80", "\uFFFD\uFFFD\uFFFD\uFFFD"},  // F5 never leads
+    {"\xf8\x88\x80\x80\x80", "\uFFFD\uFFFD\uFFFD\uFFFD\uFFFD"},  // the old five-byte form
+    {"\xfe\xff", "\uFFFD\uFFFD"},                      // a UTF-16 byte order mark
+    {"\x80", "\uFFFD"},                                // a lone continuation byte
+    {"\xbf\x80", "\uFFFD\uFFFD"},
+    {"\xc2", "\uFFFD"},                                // cut short at the end
+    {"\xe2\x82", "\uFFFD"},
+    {"\xf0\x9f\x98", "\uFFFD"},
+    {"\xf0\x9f\x98" "A", "\uFFFDA"},                   // cut short by ASCII
+    {"\xf0\x9f\x98\"", "\uFFFD\""},                    // cut short by a quote, which stays escaped
+    {"\xe1\x80\xe2\xf0\x91\x92\xf1\xbf" "A", "\uFFFD\uFFFD\uFFFD\uFFFDA"},
+    {"caf\xe9 \xc3\xa9t\xe9", "caf\uFFFD \u00e9t\uFFFD"},  // Latin-1 beside UTF-8
+    {"\xe2\x82\xac", "\u20ac"},                        // well-formed: kept as they are
+    {"\xf0\x9f\x98\x80", "\U0001F600"},
+    {"\xed\x9f\xbf", "\uD7FF"},                        // just below the surrogates
+    {"\xee\x80\x80", "\uE000"},                        // just above them
+    {"\xef\xbf\xbf", "\uFFFF"},
+    {"\xf4\x8f\xbf\xbf", "\U0010FFFF"},                // the last code point
+};
+
+TEST_CASE("JSON strings are UTF-8: ill-formed sequences become U+FFFD, well-formed ones stay",
+          "[observe][json][utf8]") {
+    for (const auto& [input, expected] : tricky_utf8) {
+        const std::string in(input);
+        INFO("input bytes: " << Catch::Detail::stringify(in));
+        auto s = calm_stats();
+        s.last_connect_error = in;
+        const Json stats = JsonParser::parse(reservoir::to_json(s));
+        CHECK(stats["last_connect_error"].text == expected);
+
+        HealthReport r;
+        r.reasons = {in, "ping failed: " + in};
+        const Json health = JsonParser::parse(reservoir::to_json(r));
+        REQUIRE(health["reasons"].items.size() == 2);
+        CHECK(health["reasons"].items[0].text == expected);
+        CHECK(health["reasons"].items[1].text == "ping failed: " + std::string(expected));
+    }
+}
+
+TEST_CASE("JSON from random byte strings is always strict UTF-8 JSON, and keeps what was UTF-8",
+          "[observe][json][utf8]") {
+    std::mt19937 rng(20261207);  // seeded: the same strings every run
+    for (int n = 0; n < 20000; ++n) {
+        const std::string in = attacker_bytes(rng);
+        INFO("input bytes: " << Catch::Detail::stringify(in));
+        auto s = calm_stats();
+        s.last_connect_error = in;
+        HealthReport r;
+        r.reasons = {in};
+        std::string stats_text, health_text;
+        Json stats, health;
+        // JsonParser checks the whole text is UTF-8 first.
+        REQUIRE_NOTHROW(stats = JsonParser::parse(stats_text = reservoir::to_json(s)));
+        REQUIRE_NOTHROW(health = JsonParser::parse(health_text = reservoir::to_json(r)));
+        const std::string& read_back = health["reasons"].items.at(0).text;
+        if (!in.empty()) REQUIRE(stats["last_connect_error"].text == read_back);
+        if (first_invalid_utf8(in) == std::string_view::npos) {
+            REQUIRE(read_back == in);
+        } else {
+            REQUIRE(read_back.find("\uFFFD") != std::string::npos);
+            REQUIRE(read_back.size() <= 3 * in.size());  // at worst one U+FFFD a byte
+        }
+    }
+}
+
+TEST_CASE("Python's strict json.loads reads what the JSON writer wrote, replaced as Python would",
+          "[observe][json][utf8]") {
+    const auto script = std::filesystem::path(__FILE__).parent_path().parent_path() / "observe" /
+                        "json-utf8-check.py";
+    REQUIRE(std::filesystem::exists(script));
+    const auto path = std::filesystem::temp_directory_path() /
+                      ("reservoir-json-utf8-" + std::to_string(::getpid()) + ".txt");
+    std::vector<std::string> inputs;
+    for (const auto& [input, expected] : tricky_utf8) inputs.emplace_back(input);
+    std::mt19937 rng(7);
+    for (int n = 0; n < 5000; ++n) inputs.push_back(attacker_bytes(rng));
+    {
+        std::ofstream out(path, std::ios::binary);
+        static constexpr char hex[] = "0123456789abcdef";
+        for (const auto& in : inputs) {
+            for (const char c : in) out << hex[static_cast<unsigned char>(c) >> 4] << hex[c & 0xf];
+            std::string doc = "{\"e\":";
+            reservoir::observe_detail::append_json_string(doc, in);
+            out << '\n' << doc << "}\n";
+        }
+        REQUIRE(out.good());
+    }
+    const std::string command = "python3 '" + script.string() + "' '" + path.string() + "'";
+    const int status = std::system(command.c_str());
+    std::filesystem::remove(path);
+    CHECK(status == 0);
 }
 
 // ---- health: the rules, as pure decisions ----------------------------------

@@ -3115,10 +3115,14 @@ struct ResetDirty {
 // when the last connect succeeded. Quantiles are the upper bound of the
 // histogram bucket holding them (within 25%, never above the max seen).
 //
-// Strings are escaped for JSON: '"' and '\' with a backslash, control
-// characters (below 0x20) as \u00XX. Every other byte passes through as is,
-// so a string that was not UTF-8 (an error message from a server) stays
-// byte-for-byte what it was rather than being silently altered.
+// The output is always valid UTF-8 (RFC 8259 requires it, and strict parsers
+// such as Python's json.loads reject anything else). Strings are escaped for
+// JSON: '"' and '\' with a backslash, control characters (below 0x20) as
+// \u00XX. Well-formed UTF-8 passes through as is; every ill-formed part of a
+// string (an error message from a server in another encoding, a stray byte,
+// an overlong form, a surrogate, a sequence cut short) becomes U+FFFD, one
+// per maximal subpart as the Unicode standard recommends (the same count as
+// Python's bytes.decode("utf-8", "replace")).
 //
 // Thread safety: pure functions of their arguments; to_json(pool) calls
 // pool.stats(), which any thread may call.
@@ -3177,20 +3181,60 @@ inline void append_human_duration(std::string& out, std::chrono::nanoseconds d) 
     }
 }
 
+// The UTF-8 sequence that starts at s[i] (i < s.size()), by the Unicode
+// standard's table of well-formed byte sequences: its size and true when it
+// is well-formed; else false and the size of its maximal subpart (at least 1:
+// the lead byte, then every byte that could still have continued it).
+struct Utf8Step {
+    std::size_t size;
+    bool valid;
+};
+
+inline Utf8Step utf8_step(std::string_view s, std::size_t i) noexcept {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) return {1, true};
+    std::size_t len = 4;
+    unsigned char lo = 0x80, hi = 0xbf;  // the range allowed for the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0) lo = 0xa0;       // overlong
+        else if (c == 0xed) hi = 0x9f;  // surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        if (c == 0xf0) lo = 0x90;       // overlong
+        else if (c == 0xf4) hi = 0x8f;  // above U+10FFFF
+    } else {
+        return {1, false};  // a continuation byte, C0/C1 (always overlong) or F5-FF
+    }
+    for (std::size_t k = 1; k < len; ++k) {
+        if (i + k >= s.size()) return {k, false};  // cut short
+        const auto b = static_cast<unsigned char>(s[i + k]);
+        if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xbf)) return {k, false};
+    }
+    return {len, true};
+}
+
 inline void append_json_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     out += '"';
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
         if (c == '"' || c == '\\') {
             out += '\\';
-            out += ch;
+            out += s[i++];
         } else if (c < 0x20) {
             out += "\\u00";
             out += hex[c >> 4];
             out += hex[c & 0xf];
+            ++i;
         } else {
-            out += ch;
+            const Utf8Step step = utf8_step(s, i);
+            if (step.valid)
+                out.append(s, i, step.size);
+            else
+                out += "\xef\xbf\xbd";  // U+FFFD REPLACEMENT CHARACTER
+            i += step.size;
         }
     }
     out += '"';

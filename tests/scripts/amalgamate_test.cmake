@@ -2,7 +2,7 @@
 # header is never touched): an unknown argument is a usage error that writes
 # nothing, --help prints the usage and writes nothing, --check writes nothing,
 # and no argument writes the header (so the test would see a stray write).
-#   cmake -DSOURCE_DIR=... -DWORK_DIR=... -DPYTHON=python3 -P cmake/amalgamate_test.cmake
+#   cmake -DSOURCE_DIR=... -DWORK_DIR=... -DPYTHON=python3 -P tests/scripts/amalgamate_test.cmake
 foreach(var SOURCE_DIR WORK_DIR PYTHON)
   if(NOT ${var})
     message(FATAL_ERROR "amalgamate_test: set -D${var}=")

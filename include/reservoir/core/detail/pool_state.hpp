@@ -1,8 +1,8 @@
 #pragma once
 // The pool's engine. Pool and Lease are thin handles onto one PoolState, which
-// lives on the heap so that a lease may outlive the Pool object: the last of
-// them frees it. Worker threads never outlive the Pool: its destructor asks
-// them to stop (see stop.hpp) and joins them.
+// lives on the heap so that a lease may outlive the Pool object. It is freed by
+// the last holder of a reference (see "lifetime" below). Worker threads never
+// outlive the Pool: its destructor asks them to stop (see stop.hpp) and joins them.
 //
 // Paths:
 //   acquire  fast: claim an idle slot by CAS, the thread's last slot first.
@@ -205,12 +205,13 @@ public:
         lk.lock();  // every connection a worker finished with since was closed, not made idle
         while (finish_completed_locked(lk)) {  // async waiters fail with PoolClosed
         }
+        // From now on no slot becomes lent (the pool is closing: nothing is
+        // idle or handed over), so each lent slot is a lease that still holds
+        // its reference when it comes back.
         for (std::size_t i = 0; i < nslots_; ++i)
             if ((slots_[i].word.load(std::memory_order_acquire) & slot_state_mask) == slot_lent) ++refs_;
         orphaned_ = true;
-        const bool last = --refs_ == 0;
-        lk.unlock();
-        if (last) delete this;
+        unref(lk);  // the Pool's own
     }
 
     // Closes every idle connection now and every lent one when it comes back
@@ -770,6 +771,7 @@ private:
     void release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept {
         DeferredWakes wakes;  // destroyed after the lock below is let go: that delivers them
         std::unique_lock lk(mu_);
+        ref_for_release_locked();
         if (closing_ && action != ReleaseAction::discard) {
             action = ReleaseAction::discard;
             why = CloseReason::shutdown;
@@ -792,24 +794,14 @@ private:
                 break;
         }
         // Async waiters this release settled are finished here, after the
-        // lock. A callback may return its lease at once, and with it the last
-        // reference to this state: with more to finish, hold one meanwhile.
-        Waiter* done = take_completed_locked();
-        const bool hold = done && (done->next || !done->slot);
-        if (hold) ++refs_;
-        if (orphaned_ && --refs_ == 0) {
+        // lock, still under this call's reference: a callback may return its
+        // lease at once, and a connection that fails its check is closed here.
+        if (Waiter* done = take_completed_locked()) {
             lk.unlock();
-            delete this;
-            return;
-        }
-        lk.unlock();
-        finish_async(done);
-        if (hold) {
+            finish_async(done);
             lk.lock();
-            const bool last = --refs_ == 0;  // only once orphaned: until then the Pool holds one
-            lk.unlock();
-            if (last) delete this;
         }
+        unref(lk);
     }
 
     // Closes an owned slot's connection outside the lock, then frees the slot.
@@ -1112,6 +1104,32 @@ private:
         return true;
     }
 
+    // ---- lifetime -------------------------------------------------------------
+    //
+    // One rule: a reference is held by whoever can still touch the state, and
+    // the last one to drop its reference frees it, in unref() and nowhere else.
+    // The holders are the Pool (until its destructor ends); once the Pool is
+    // gone, each lease still out (its slot is lent), counted by destroy_handle
+    // so that a lease costs nothing while the Pool lives; and every release
+    // that reaches the lock, for as long as it runs: it may let go of the lock
+    // to close a connection or to finish async waiters, and the Pool may be
+    // destroyed meanwhile (its slot is then busy, not lent, so it is not
+    // counted there). Workers need none: the Pool's destructor joins them.
+
+    // A release holds one reference from the moment it has the lock: once
+    // the Pool is gone, its lease's (its slot is still lent here); before,
+    // a new one.
+    void ref_for_release_locked() noexcept {
+        if (!orphaned_) ++refs_;
+    }
+
+    // Drops a reference and lets go of the lock; the last one frees the state.
+    void unref(std::unique_lock<std::mutex>& lk) noexcept {
+        const bool last = --refs_ == 0;
+        lk.unlock();
+        if (last) delete this;
+    }
+
     // ---- events -------------------------------------------------------------
 
     void emit(const Event& e) const noexcept {
@@ -1234,7 +1252,7 @@ private:
     bool closing_ = false;
     bool stop_ = false;
     bool orphaned_ = false;
-    std::size_t refs_ = 1;  // the Pool handle, then each lease still out once it is gone
+    std::size_t refs_ = 1;  // whoever can still touch the state (see "lifetime")
     std::vector<std::thread> workers_;
     std::stop_source stop_source_;
 };

@@ -273,9 +273,7 @@ public:
         st.connect_failures = connect_failures_;
         st.closes = closes_;
         st.last_connect_error = last_connect_error_;
-        st.breaker = breaker_ == BreakerState::closed ? BreakerState::closed
-                     : clock_.now() < breaker_until_    ? BreakerState::open
-                                                        : BreakerState::half_open;
+        st.breaker = breaker_locked(clock_.now());
         st.breaker_trips = breaker_trips_;
         return st;
     }
@@ -834,22 +832,44 @@ private:
     bool need_connect_locked(time_point now) const noexcept {
         if (closing_ || connecting_ >= options_.max_connecting) return false;
         const std::size_t open = live_ + connecting_;
-        if (open >= nslots_ || now < retry_at_) return false;
-        if (breaker_ != BreakerState::closed) {
-            // Open: no dialing until the cooldown ends; then one probe at a time.
-            if (now < breaker_until_ || connecting_ > 0) return false;
+        if (open >= nslots_) return false;
+        switch (breaker_locked(now)) {
+            case BreakerState::closed:
+                if (now < retry_at_) return false;  // the backoff after a failed connect
+                break;
+            case BreakerState::open:
+                return false;
+            case BreakerState::half_open:
+                // The probe: one at a time, and at once. The cooldown was its
+                // backoff; waiting for retry_at_ as well (up to retry_max) left
+                // queued acquirers with no connect in flight until they timed out.
+                if (connecting_ > 0) return false;
+                break;
         }
         // Woken waiters have an idle connection to claim: they need no connect.
         return waiting_ - retrying_ > connecting_ || open < sizing_.min_size();
     }
 
-    // The breaker is not closed and no connection can serve: fail at once
-    // rather than queue behind connects that are not being made. Once the
-    // cooldown is over and no probe is in flight, an acquirer queues: its
-    // wait asks for the probe (a pool with min_size 0 has no other reason to dial).
+    // The circuit breaker is in one of three states:
+    //   closed     connecting as usual, with a backoff after each failure;
+    //   open       breaker_threshold connects in a row failed: no dialing until
+    //              the cooldown ends (breaker_until_), and an acquire that no open
+    //              connection can serve fails at once with PoolUnavailable;
+    //   half_open  the cooldown is over: one probe connect, started as soon as
+    //              anyone needs a connection (a waiter, or the pool below min).
+    //              Acquirers queue for its outcome: success closes the breaker
+    //              and serves them; failure opens it again and fails the waiters
+    //              no open connection can serve, at once (trip_breaker_if_due_locked).
+    // Open turns half-open by the clock alone, so only `open` is stored.
+    BreakerState breaker_locked(time_point now) const noexcept {
+        if (breaker_ == BreakerState::open && now >= breaker_until_) return BreakerState::half_open;
+        return breaker_;
+    }
+
+    // Open, and no connection can serve: fail at once rather than queue
+    // behind connects that are not being made.
     bool failing_fast_locked() const noexcept {
-        return breaker_ != BreakerState::closed && live_ == 0 &&
-               (clock_.now() < breaker_until_ || connecting_ > 0);
+        return live_ == 0 && breaker_locked(clock_.now()) == BreakerState::open;
     }
 
     PoolUnavailable unavailable_error_locked() const {
@@ -975,6 +995,7 @@ private:
             ++connects_;
             if (options_.latency_histograms) connect_time_.record(end - begin);
             consecutive_failures_ = 0;
+            retry_at_ = time_point{};  // the backoff is for failures: the next waiter's connect need not wait
             last_connect_error_.clear();
             s->generation = generation_;
             const bool breaker_closed = std::exchange(breaker_, BreakerState::closed) != BreakerState::closed;
@@ -1047,6 +1068,8 @@ private:
             }
             time_point wake = std::min(next_housekeeping_, async_due);
             if (retry_at_ > now) wake = std::min(wake, retry_at_);
+            // The cooldown's end: the pool below min probes at once.
+            if (breaker_locked(now) == BreakerState::open) wake = std::min(wake, breaker_until_);
             timer_at_ = wake;
             wait_until(work_cv_, lk, wake);
         }
@@ -1233,8 +1256,8 @@ private:
     std::size_t live_ = 0;        // slots holding a connection
     std::size_t connecting_ = 0;  // slots with a connect in flight
     unsigned consecutive_failures_ = 0;
-    BreakerState breaker_ = BreakerState::closed;  // open or half-open are both stored as open
-    time_point breaker_until_{};                   // end of the cooldown
+    BreakerState breaker_ = BreakerState::closed;  // closed or open; read it with breaker_locked()
+    time_point breaker_until_{};                   // end of the cooldown: then half-open
     std::uint64_t breaker_trips_ = 0;
     std::uint64_t generation_ = 0;                 // bumped by evict_all()
     time_point retry_at_{};       // no connect before this (backoff)

@@ -100,3 +100,27 @@ TEST_CASE("a connection handed to an async waiter and found broken when the pool
     CHECK_THROWS_AS(std::rethrow_exception(error), reservoir::PoolClosed);
     CHECK(rig.server->live() == 0);
 }
+
+TEST_CASE("a connection queued for a reset is closed by shutdown and by the pool's end, not left open",
+          "[shutdown][lifetime]") {
+    test::ManualRig rig;  // no workers: nothing runs the reset unless maintain() is called
+    auto pool = rig.make<test::ManualPool<reservoir::health::Default, reservoir::mock::ResetDirty>>(
+        {.min_size = 0, .max_size = 2});
+    auto dirty = pool->acquire();
+    auto kept = pool->acquire();
+    dirty->execute("set");
+    dirty.release();  // queued for a reset
+    REQUIRE(pool->stats().resetting == 1);
+
+    SECTION("shutdown") {
+        kept.release();
+        CHECK(pool->shutdown(0ms));  // the manual clock never reaches a later deadline
+        CHECK(rig.server->live() == 0);
+    }
+    SECTION("the pool's end, with a lease still out") {
+        pool.reset();
+        CHECK(rig.server->live() == 1);  // the lease's alone
+        kept.release();
+        CHECK(rig.server->live() == 0);
+    }
+}

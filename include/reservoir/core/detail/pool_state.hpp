@@ -1089,6 +1089,15 @@ private:
                 s.word.compare_exchange_strong(w, slot_busy | slot_attention, std::memory_order_acquire))
                 close_locked(s, CloseReason::shutdown, lk);
         }
+        // Resets and rechecks not yet begun would only close their connection
+        // now: close it here. Left queued, nobody might run them (no workers,
+        // or the Pool's end), and the connection stayed open as long as a lease
+        // kept the state alive.
+        while (!jobs_.empty()) {
+            SlotT& s = *jobs_.back().slot;
+            jobs_.pop_back();
+            close_locked(s, CloseReason::shutdown, lk);
+        }
         work_cv_.notify_all();
     }
 

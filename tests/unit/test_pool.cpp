@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -699,6 +701,118 @@ TEST_CASE("a pool with min_size 0 probes after the cooldown when asked, and serv
     CHECK(pool->acquire(5s)->alive());
     CHECK(pool->stats().breaker == reservoir::BreakerState::closed);
     CHECK(rig.server->connect_attempts() == 3);
+}
+
+namespace {
+
+// A connect backoff far longer than the breaker's cooldown: only the breaker
+// may decide when the probe runs.
+struct LongBackoff : reservoir::health::Default {
+    using Default::Default;
+    reservoir::duration retry_delay(unsigned, std::uint64_t) const noexcept { return std::chrono::hours(1); }
+};
+using BreakerPool = test::ManualPool<LongBackoff>;
+
+// A pool with min_size 0 whose breaker has opened: two acquires, each running
+// its connect itself (no background threads), both refused.
+std::unique_ptr<BreakerPool> tripped_pool(test::ManualRig& rig) {
+    auto pool = rig.make<BreakerPool>({.min_size = 0, .max_size = 2, .breaker_threshold = 2, .breaker_cooldown = 1s});
+    rig.server->fail_next_connects(2);
+    CHECK_THROWS_AS(pool->acquire(0ms), reservoir::AcquireTimeout);
+    rig.clock.advance(1h);  // past the backoff
+    CHECK_THROWS_AS(pool->acquire(0ms), reservoir::PoolUnavailable);
+    REQUIRE(pool->stats().breaker == reservoir::BreakerState::open);
+    REQUIRE(rig.server->connect_attempts() == 2);
+    return pool;
+}
+
+// What an async_acquire was answered with.
+struct Answer {
+    int calls = 0;
+    BreakerPool::Lease lease;
+    std::exception_ptr error;
+    auto callback() {
+        return [this](BreakerPool::Lease l, std::exception_ptr e) {
+            ++calls;
+            lease = std::move(l);
+            error = std::move(e);
+        };
+    }
+};
+
+}  // namespace
+
+TEST_CASE("after the cooldown the next acquire starts one probe at once; a second waits for it", "[health][breaker]") {
+    test::ManualRig rig;
+    auto pool = tripped_pool(rig);
+    rig.clock.advance(1s);  // the cooldown is over; the backoff (1 h) is not
+    CHECK(pool->stats().breaker == reservoir::BreakerState::half_open);
+
+    std::size_t connecting = 0, connecting_after_second = 0, waiting_after_second = 0, probes = 0;
+    Answer second;
+    rig.server->on_connect([&] {
+        if (++probes > 1) return;
+        connecting = pool->stats().connecting;
+        pool->async_acquire(1h, second.callback());  // a second acquire while the probe is in flight
+        connecting_after_second = pool->stats().connecting;
+        waiting_after_second = pool->stats().waiting;
+    });
+    // No background threads: this acquirer runs the probe itself, before it
+    // looks at its deadline (zero, so that the test cannot wait forever on
+    // the manual clock should no probe start).
+    auto first = pool->acquire(0ms);
+    REQUIRE(probes >= 1);
+    CHECK(connecting == 1);
+    CHECK(connecting_after_second == 1);  // it queued, and started no other connect
+    CHECK(waiting_after_second == 2);
+    CHECK(first->alive());
+    CHECK(pool->stats().breaker == reservoir::BreakerState::closed);
+    CHECK(second.calls == 0);
+
+    pool->maintain();  // the breaker is closed: the second waiter's connect runs without a backoff
+    CHECK(second.calls == 1);
+    REQUIRE(second.lease);
+    CHECK(second.lease->alive());
+    CHECK(rig.server->connect_attempts() == 4);  // two refused, the probe, the second waiter's
+}
+
+TEST_CASE("a failed probe opens the breaker again and fails its waiters at once", "[health][breaker]") {
+    test::ManualRig rig;
+    auto pool = tripped_pool(rig);
+    rig.clock.advance(1s);
+
+    Answer first, second;
+    rig.server->on_connect([&] { pool->async_acquire(1h, second.callback()); });
+    rig.server->fail_next_connects(1);
+    pool->async_acquire(1h, first.callback());  // queues: half-open, it waits for the probe
+    CHECK(first.calls == 0);
+    CHECK(pool->stats().waiting == 1);
+    pool->maintain();  // runs the probe at once (the backoff is 1 h); the clock does not move
+    CHECK(rig.server->connect_attempts() == 3);
+    CHECK(pool->stats().breaker == reservoir::BreakerState::open);
+    CHECK(pool->stats().waiting == 0);
+    for (Answer* a : {&first, &second}) {
+        REQUIRE(a->calls == 1);
+        CHECK_FALSE(a->lease);
+        CHECK_THROWS_AS(std::rethrow_exception(a->error), reservoir::PoolUnavailable);
+    }
+    // Open again: fail fast, no dialing until the next cooldown ends.
+    CHECK_THROWS_AS(pool->acquire(0ms), reservoir::PoolUnavailable);
+    CHECK(rig.server->connect_attempts() == 3);
+}
+
+TEST_CASE("a pool below min probes when the cooldown ends rather than after the backoff", "[health][breaker]") {
+    auto server = std::make_shared<Server>();
+    server->fail_next_connects(1);  // trips it (threshold 1); the backoff after it is an hour
+    using Pool = reservoir::Pool<Driver, reservoir::sizing::Dynamic, LongBackoff>;
+    Pool pool(Driver(server), {.min_size = 1, .max_size = 1, .breaker_threshold = 1, .breaker_cooldown = 50ms,
+                               .housekeeping_interval = 1h});
+    // A worker sleeps until the cooldown's end, then probes: nothing else
+    // would wake it for an hour.
+    REQUIRE(test::eventually([&] { return pool.stats().total == 1; }));
+    CHECK(server->connect_attempts() == 2);
+    CHECK(pool.stats().breaker == reservoir::BreakerState::closed);
+    CHECK(pool.stats().breaker_trips == 1);
 }
 
 TEST_CASE("while the breaker is open, open connections keep serving", "[health][breaker]") {

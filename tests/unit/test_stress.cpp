@@ -179,3 +179,55 @@ TEST_CASE("async and blocking acquirers together never exceed max and lose no ca
     CHECK(pool.shutdown(5s));
     CHECK(server->live() == 0);
 }
+
+// Leases returned from many threads at the moment the pool is destroyed:
+// returns that close their connection, returns handed to queued async
+// waiters, and leases dropped inside callbacks. The state must outlive every
+// one of them (ASan and TSan builds run this), and no connection may leak.
+TEST_CASE("leases returned from many threads while the pool is destroyed", "[stress][shutdown][lifetime]") {
+    constexpr int rounds = 200, holders = 8;
+    constexpr auto run_for = 20s;  // a bound, far above the usual time
+    using Lease = reservoir::MockPool::Lease;
+
+    // Counts closes; the yield widens the window in which a release is
+    // inside its close, outside the pool's lock.
+    struct Closes final : reservoir::EventListener {
+        std::atomic<std::uint64_t> closed{0};
+        void on_event(const reservoir::Event& e) noexcept override {
+            if (e.kind != reservoir::EventKind::closed) return;
+            closed.fetch_add(1);
+            std::this_thread::yield();
+        }
+    };
+    auto server = std::make_shared<reservoir::mock::Server>();
+    auto closes = std::make_shared<Closes>();
+    std::atomic<std::uint64_t> callbacks{0};
+    const auto give_up = std::chrono::steady_clock::now() + run_for;
+    int done = 0;
+    for (; done < rounds && std::chrono::steady_clock::now() < give_up; ++done) {
+        auto pool = std::make_unique<reservoir::MockPool>(
+            reservoir::mock::Driver(server), reservoir::PoolOptions{.min_size = 0, .max_size = holders, .listener = closes});
+        std::vector<Lease> leases;
+        for (int i = 0; i < holders; ++i) leases.push_back(pool->acquire());
+        // Queued behind the holders: a return may hand them a connection,
+        // which their callback drops again at once.
+        for (int i = 0; i < 2; ++i)
+            pool->async_acquire(1h, [&callbacks](Lease, std::exception_ptr) { callbacks.fetch_add(1); });
+
+        std::atomic<bool> go{false};
+        std::vector<std::thread> returning;
+        for (int i = 0; i < holders; ++i) {
+            returning.emplace_back([&go, i, lease = std::move(leases[static_cast<std::size_t>(i)])]() mutable {
+                while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+                if (i % 2 == 0) lease.discard();  // closes its connection
+                else lease.release();             // to a waiter, or closed once the pool is closing
+            });
+        }
+        go.store(true, std::memory_order_release);
+        pool.reset();
+        for (auto& t : returning) t.join();
+        REQUIRE(server->live() == 0);
+    }
+    CHECK(done == rounds);
+    CHECK(callbacks.load() == 2u * static_cast<std::uint64_t>(done));  // each answered once
+}

@@ -47,8 +47,11 @@ struct PoolOptions {
 
     // Circuit breaker: after this many consecutive connect failures the pool
     // stops dialing for breaker_cooldown, and an acquire that no open
-    // connection can serve fails at once with PoolUnavailable. Then one probe
-    // connect at a time; its success closes the breaker. 0 = no breaker.
+    // connection can serve fails at once with PoolUnavailable. Then it is
+    // half-open: one probe connect starts as soon as a connection is wanted
+    // (not after the connect backoff), and acquirers wait for its outcome:
+    // success closes the breaker and serves them, failure opens it again and
+    // fails them at once with PoolUnavailable. 0 = no breaker.
     unsigned breaker_threshold = 5;
     std::chrono::milliseconds breaker_cooldown = 1s;
 

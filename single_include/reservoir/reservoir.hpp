@@ -606,8 +606,11 @@ struct PoolOptions {
 
     // Circuit breaker: after this many consecutive connect failures the pool
     // stops dialing for breaker_cooldown, and an acquire that no open
-    // connection can serve fails at once with PoolUnavailable. Then one probe
-    // connect at a time; its success closes the breaker. 0 = no breaker.
+    // connection can serve fails at once with PoolUnavailable. Then it is
+    // half-open: one probe connect starts as soon as a connection is wanted
+    // (not after the connect backoff), and acquirers wait for its outcome:
+    // success closes the breaker and serves them, failure opens it again and
+    // fails them at once with PoolUnavailable. 0 = no breaker.
     unsigned breaker_threshold = 5;
     std::chrono::milliseconds breaker_cooldown = 1s;
 
@@ -845,9 +848,9 @@ private:
 
 // ---- reservoir/core/detail/pool_state.hpp
 // The pool's engine. Pool and Lease are thin handles onto one PoolState, which
-// lives on the heap so that a lease may outlive the Pool object: the last of
-// them frees it. Worker threads never outlive the Pool: its destructor asks
-// them to stop (see stop.hpp) and joins them.
+// lives on the heap so that a lease may outlive the Pool object. It is freed by
+// the last holder of a reference (see "lifetime" below). Worker threads never
+// outlive the Pool: its destructor asks them to stop (see stop.hpp) and joins them.
 //
 // Paths:
 //   acquire  fast: claim an idle slot by CAS, the thread's last slot first.
@@ -1373,12 +1376,13 @@ public:
         lk.lock();  // every connection a worker finished with since was closed, not made idle
         while (finish_completed_locked(lk)) {  // async waiters fail with PoolClosed
         }
+        // From now on no slot becomes lent (the pool is closing: nothing is
+        // idle or handed over), so each lent slot is a lease that still holds
+        // its reference when it comes back.
         for (std::size_t i = 0; i < nslots_; ++i)
             if ((slots_[i].word.load(std::memory_order_acquire) & slot_state_mask) == slot_lent) ++refs_;
         orphaned_ = true;
-        const bool last = --refs_ == 0;
-        lk.unlock();
-        if (last) delete this;
+        unref(lk);  // the Pool's own
     }
 
     // Closes every idle connection now and every lent one when it comes back
@@ -1440,9 +1444,7 @@ public:
         st.connect_failures = connect_failures_;
         st.closes = closes_;
         st.last_connect_error = last_connect_error_;
-        st.breaker = breaker_ == BreakerState::closed ? BreakerState::closed
-                     : clock_.now() < breaker_until_    ? BreakerState::open
-                                                        : BreakerState::half_open;
+        st.breaker = breaker_locked(clock_.now());
         st.breaker_trips = breaker_trips_;
         return st;
     }
@@ -1938,6 +1940,7 @@ private:
     void release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept {
         DeferredWakes wakes;  // destroyed after the lock below is let go: that delivers them
         std::unique_lock lk(mu_);
+        ref_for_release_locked();
         if (closing_ && action != ReleaseAction::discard) {
             action = ReleaseAction::discard;
             why = CloseReason::shutdown;
@@ -1960,24 +1963,14 @@ private:
                 break;
         }
         // Async waiters this release settled are finished here, after the
-        // lock. A callback may return its lease at once, and with it the last
-        // reference to this state: with more to finish, hold one meanwhile.
-        Waiter* done = take_completed_locked();
-        const bool hold = done && (done->next || !done->slot);
-        if (hold) ++refs_;
-        if (orphaned_ && --refs_ == 0) {
+        // lock, still under this call's reference: a callback may return its
+        // lease at once, and a connection that fails its check is closed here.
+        if (Waiter* done = take_completed_locked()) {
             lk.unlock();
-            delete this;
-            return;
-        }
-        lk.unlock();
-        finish_async(done);
-        if (hold) {
+            finish_async(done);
             lk.lock();
-            const bool last = --refs_ == 0;  // only once orphaned: until then the Pool holds one
-            lk.unlock();
-            if (last) delete this;
         }
+        unref(lk);
     }
 
     // Closes an owned slot's connection outside the lock, then frees the slot.
@@ -2010,22 +2003,44 @@ private:
     bool need_connect_locked(time_point now) const noexcept {
         if (closing_ || connecting_ >= options_.max_connecting) return false;
         const std::size_t open = live_ + connecting_;
-        if (open >= nslots_ || now < retry_at_) return false;
-        if (breaker_ != BreakerState::closed) {
-            // Open: no dialing until the cooldown ends; then one probe at a time.
-            if (now < breaker_until_ || connecting_ > 0) return false;
+        if (open >= nslots_) return false;
+        switch (breaker_locked(now)) {
+            case BreakerState::closed:
+                if (now < retry_at_) return false;  // the backoff after a failed connect
+                break;
+            case BreakerState::open:
+                return false;
+            case BreakerState::half_open:
+                // The probe: one at a time, and at once. The cooldown was its
+                // backoff; waiting for retry_at_ as well (up to retry_max) left
+                // queued acquirers with no connect in flight until they timed out.
+                if (connecting_ > 0) return false;
+                break;
         }
         // Woken waiters have an idle connection to claim: they need no connect.
         return waiting_ - retrying_ > connecting_ || open < sizing_.min_size();
     }
 
-    // The breaker is not closed and no connection can serve: fail at once
-    // rather than queue behind connects that are not being made. Once the
-    // cooldown is over and no probe is in flight, an acquirer queues: its
-    // wait asks for the probe (a pool with min_size 0 has no other reason to dial).
+    // The circuit breaker is in one of three states:
+    //   closed     connecting as usual, with a backoff after each failure;
+    //   open       breaker_threshold connects in a row failed: no dialing until
+    //              the cooldown ends (breaker_until_), and an acquire that no open
+    //              connection can serve fails at once with PoolUnavailable;
+    //   half_open  the cooldown is over: one probe connect, started as soon as
+    //              anyone needs a connection (a waiter, or the pool below min).
+    //              Acquirers queue for its outcome: success closes the breaker
+    //              and serves them; failure opens it again and fails the waiters
+    //              no open connection can serve, at once (trip_breaker_if_due_locked).
+    // Open turns half-open by the clock alone, so only `open` is stored.
+    BreakerState breaker_locked(time_point now) const noexcept {
+        if (breaker_ == BreakerState::open && now >= breaker_until_) return BreakerState::half_open;
+        return breaker_;
+    }
+
+    // Open, and no connection can serve: fail at once rather than queue
+    // behind connects that are not being made.
     bool failing_fast_locked() const noexcept {
-        return breaker_ != BreakerState::closed && live_ == 0 &&
-               (clock_.now() < breaker_until_ || connecting_ > 0);
+        return live_ == 0 && breaker_locked(clock_.now()) == BreakerState::open;
     }
 
     PoolUnavailable unavailable_error_locked() const {
@@ -2151,6 +2166,7 @@ private:
             ++connects_;
             if (options_.latency_histograms) connect_time_.record(end - begin);
             consecutive_failures_ = 0;
+            retry_at_ = time_point{};  // the backoff is for failures: the next waiter's connect need not wait
             last_connect_error_.clear();
             s->generation = generation_;
             const bool breaker_closed = std::exchange(breaker_, BreakerState::closed) != BreakerState::closed;
@@ -2223,6 +2239,8 @@ private:
             }
             time_point wake = std::min(next_housekeeping_, async_due);
             if (retry_at_ > now) wake = std::min(wake, retry_at_);
+            // The cooldown's end: the pool below min probes at once.
+            if (breaker_locked(now) == BreakerState::open) wake = std::min(wake, breaker_until_);
             timer_at_ = wake;
             wait_until(work_cv_, lk, wake);
         }
@@ -2241,6 +2259,15 @@ private:
             if ((w & slot_state_mask) == slot_idle &&
                 s.word.compare_exchange_strong(w, slot_busy | slot_attention, std::memory_order_acquire))
                 close_locked(s, CloseReason::shutdown, lk);
+        }
+        // Resets and rechecks not yet begun would only close their connection
+        // now: close it here. Left queued, nobody might run them (no workers,
+        // or the Pool's end), and the connection stayed open as long as a lease
+        // kept the state alive.
+        while (!jobs_.empty()) {
+            SlotT& s = *jobs_.back().slot;
+            jobs_.pop_back();
+            close_locked(s, CloseReason::shutdown, lk);
         }
         work_cv_.notify_all();
     }
@@ -2278,6 +2305,32 @@ private:
         for (std::size_t i = 0; i < nslots_; ++i)
             if (slots_[i].state() != slot_empty) return false;
         return true;
+    }
+
+    // ---- lifetime -------------------------------------------------------------
+    //
+    // One rule: a reference is held by whoever can still touch the state, and
+    // the last one to drop its reference frees it, in unref() and nowhere else.
+    // The holders are the Pool (until its destructor ends); once the Pool is
+    // gone, each lease still out (its slot is lent), counted by destroy_handle
+    // so that a lease costs nothing while the Pool lives; and every release
+    // that reaches the lock, for as long as it runs: it may let go of the lock
+    // to close a connection or to finish async waiters, and the Pool may be
+    // destroyed meanwhile (its slot is then busy, not lent, so it is not
+    // counted there). Workers need none: the Pool's destructor joins them.
+
+    // A release holds one reference from the moment it has the lock: once
+    // the Pool is gone, its lease's (its slot is still lent here); before,
+    // a new one.
+    void ref_for_release_locked() noexcept {
+        if (!orphaned_) ++refs_;
+    }
+
+    // Drops a reference and lets go of the lock; the last one frees the state.
+    void unref(std::unique_lock<std::mutex>& lk) noexcept {
+        const bool last = --refs_ == 0;
+        lk.unlock();
+        if (last) delete this;
     }
 
     // ---- events -------------------------------------------------------------
@@ -2383,8 +2436,8 @@ private:
     std::size_t live_ = 0;        // slots holding a connection
     std::size_t connecting_ = 0;  // slots with a connect in flight
     unsigned consecutive_failures_ = 0;
-    BreakerState breaker_ = BreakerState::closed;  // open or half-open are both stored as open
-    time_point breaker_until_{};                   // end of the cooldown
+    BreakerState breaker_ = BreakerState::closed;  // closed or open; read it with breaker_locked()
+    time_point breaker_until_{};                   // end of the cooldown: then half-open
     std::uint64_t breaker_trips_ = 0;
     std::uint64_t generation_ = 0;                 // bumped by evict_all()
     time_point retry_at_{};       // no connect before this (backoff)
@@ -2402,7 +2455,7 @@ private:
     bool closing_ = false;
     bool stop_ = false;
     bool orphaned_ = false;
-    std::size_t refs_ = 1;  // the Pool handle, then each lease still out once it is gone
+    std::size_t refs_ = 1;  // whoever can still touch the state (see "lifetime")
     std::vector<std::thread> workers_;
     std::stop_source stop_source_;
 };

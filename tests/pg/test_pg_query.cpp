@@ -240,6 +240,35 @@ TEST_CASE("a read-only transaction error (25006) marks the connection for evicti
     CHECK_FALSE(pg::Driver(config()).is_usable(c));
 }
 
+TEST_CASE("too few parameters is a QueryError naming both counts; the connection stays in the pool", "[pg]") {
+    // The server reports it as 08P01 (protocol violation), a connection-class
+    // SQLSTATE, but at severity ERROR: the session goes on.
+    auto cfg = config();
+    cfg.pool.min_size = 0;
+    cfg.pool.max_size = 1;
+    reservoir::PgPool pool(cfg);
+    int pid = 0;
+    {
+        auto lease = pool.acquire();
+        pid = lease->backend_pid();
+        try {
+            (void)lease->query("SELECT $1::int + $2::int", 1);
+            FAIL("no exception");
+        } catch (const pg::ConnectionLost& e) {
+            FAIL("taken for a lost connection: " << e.what());
+        } catch (const pg::QueryError& e) {
+            CHECK(e.kind() == reservoir::ErrorKind::query);
+            CHECK(e.sqlstate() == "08P01");
+            CHECK_THAT(std::string(e.what()), Catch::Contains("supplies 1 parameters") && Catch::Contains("requires 2"));
+        }
+        CHECK_FALSE(lease->must_evict());
+        CHECK(lease->query("SELECT $1::int + $2::int", 1, 2).scalar<int>() == 3);
+    }
+    auto lease = pool.acquire();
+    CHECK(lease->backend_pid() == pid);
+    CHECK(pool.stats().closes.total() == 0);
+}
+
 TEST_CASE("a terminated backend surfaces as ConnectionLost and the connection is no longer usable", "[pg]") {
     auto c = connect();
     pg::Driver driver(config());

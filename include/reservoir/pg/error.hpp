@@ -63,7 +63,10 @@ public:
 namespace detail {
 
 // Connection-class SQLSTATEs (class 08) and the server going away (57P01
-// admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now).
+// admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now). Only a
+// hint, for an error without a severity: the server ends a session with a
+// FATAL error, and after an ERROR (08P01 for a wrong parameter count, say) the
+// session goes on.
 inline bool is_connection_failure(std::string_view state) noexcept {
     return state.starts_with("08") || state == "57P01" || state == "57P02" || state == "57P03";
 }

@@ -20,6 +20,7 @@ inline constexpr std::string_view unique_violation = "23505";
 inline constexpr std::string_view in_failed_transaction = "25P02";
 inline constexpr std::string_view read_only_transaction = "25006";           // e.g. a demoted primary
 inline constexpr std::string_view idle_in_transaction_timeout = "25P03";
+inline constexpr std::string_view invalid_transaction_termination = "2D000";  // pg::transaction's fn ended it
 }  // namespace sqlstate
 
 // A failure reported by (or on behalf of) the server, with its diagnostics.

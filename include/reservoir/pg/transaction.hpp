@@ -7,6 +7,16 @@
 //       c.query("UPDATE account SET balance = balance - $1 WHERE id = $2", 10, 1);
 //       return c.query("INSERT INTO audit(note) VALUES ($1) RETURNING id", "moved 10").scalar<std::int64_t>();
 //   });
+//
+// fn must not end the transaction itself: it commits by returning and rolls
+// back by throwing. One that ran COMMIT, ROLLBACK, END or ABORT leaves the
+// session outside any transaction, which is checked before COMMIT: then
+// QueryError 2D000 is thrown, since what fn ran before its own COMMIT cannot
+// be undone and what it ran after was in no transaction. Not detected: fn
+// ending the transaction and opening another (COMMIT; BEGIN, or ROLLBACK AND
+// CHAIN): the session is in a transaction again, the client cannot tell it is
+// not ours without a server round trip in every transaction, and that one is
+// committed (or rolled back) in its place.
 
 #include <libpq-fe.h>
 
@@ -44,7 +54,20 @@ decltype(auto) call_with(Fn& fn, Connection& conn) {
 
 inline constexpr const char* savepoint = "reservoir_transaction";
 
+// A session outside any transaction after fn: fn ended ours (or, nested, the
+// enclosing one) itself. In failure (PQTRANS_INERROR) it is still ours.
+inline void check_still_open(const Connection& conn, bool nested) {
+    if (conn.transaction_status() != PQTRANS_IDLE) return;
+    throw QueryError(std::string("reservoir: transaction: the callback ended the ") +
+                         (nested ? "enclosing transaction" : "transaction") +
+                         " itself (COMMIT, ROLLBACK, END or ABORT in it), so its work cannot be committed or rolled "
+                         "back as one: what it ran before that was committed or rolled back by it, what it ran "
+                         "after was not in a transaction. Return to commit, throw to roll back",
+                     std::string(sqlstate::invalid_transaction_termination));
+}
+
 inline void commit(Connection& conn, bool nested) {
+    check_still_open(conn, nested);
     if (nested) {
         conn.execute(std::string("RELEASE SAVEPOINT ") + savepoint);
         return;
@@ -73,7 +96,8 @@ inline void rollback(Connection& conn, bool nested) noexcept {
 }  // namespace detail
 
 // `target` is a Connection or a Lease of one. Throws what BEGIN, fn or COMMIT
-// throws; a COMMIT that rolls back (a failed transaction) throws QueryError 25P02.
+// throws; a COMMIT that rolls back (a failed transaction) throws QueryError
+// 25P02; fn that ended the transaction itself, QueryError 2D000 (see above).
 template <class Target, class Fn>
 decltype(auto) transaction(Target&& target, Fn&& fn) {
     Connection& conn = detail::connection_of(target);

@@ -141,6 +141,12 @@ TEST_CASE("typed reads refuse NULL, wrong types and out-of-range values with cle
         CHECK_THROWS_WITH(row.get<std::int64_t>("frac"), Catch::Contains("not a valid int64"));
         CHECK(row.get<double>("frac") == 1.5);
     }
+    SECTION("a long value is quoted by its start and its length") {
+        auto huge = c.query("SELECT ('1' || repeat('0', 399))::numeric AS n");
+        const std::string expected = "numeric value 1" + std::string(31, '0') + "... (400 bytes) is out of range";
+        CHECK_THROWS_WITH(huge[0].get<std::int64_t>("n"), Catch::EndsWith(expected));
+        CHECK_THROWS_WITH(huge[0].get<double>("n"), Catch::EndsWith(expected));
+    }
     SECTION("no such row or column") {
         CHECK_THROWS_WITH(r.at(1), Catch::Contains("no row 1"));
         CHECK_THROWS_WITH(row["nope"], Catch::Contains("no column named \"nope\"") && Catch::Contains("missing, word"));

@@ -6,7 +6,10 @@
 #include <string>
 #include <thread>
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "pg_test_support.hpp"
 
@@ -51,6 +54,21 @@ private:
 };
 
 }  // namespace
+
+TEST_CASE("a socket wait past its deadline ends even when the socket is ready", "[pg]") {
+    // What the result loop and the send loop each wait on at every turn: a
+    // socket with data waiting (results streaming in) and room to write (a
+    // server reading as fast as we send) must not keep them going.
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+    REQUIRE(::write(fds[1], "x", 1) == 1);
+    const auto past = Clock::now() - 1ms;
+    CHECK(pg::detail::wait_socket(fds[0], POLLIN, past) == 0);
+    CHECK(pg::detail::wait_socket(fds[0], POLLIN | POLLOUT, past) == 0);
+    CHECK(pg::detail::wait_socket(fds[0], POLLIN, Clock::now() + 10s) == POLLIN);  // before it: ready at once
+    ::close(fds[0]);
+    ::close(fds[1]);
+}
 
 TEST_CASE("a statement that streams results past its deadline times out instead of returning them", "[pg]") {
     auto c = connect();

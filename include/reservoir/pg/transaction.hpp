@@ -17,8 +17,9 @@
 // back, not committed in ours' place. The first shows in the session's status;
 // the second by the transaction's start time on the server
 // (transaction_timestamp()), read with BEGIN and checked with COMMIT in the
-// same round trips. Not detected: a transaction fn began after ending ours
-// that starts at the same microsecond by the server's clock (one stepped back).
+// same round trips: no round trip more, one trivial statement more in each.
+// Not detected: a transaction fn began after ending ours that starts at the
+// same microsecond by the server's clock (one stepped back).
 
 #include <libpq-fe.h>
 

@@ -141,6 +141,12 @@ TEST_CASE("typed reads refuse NULL, wrong types and out-of-range values with cle
         CHECK_THROWS_WITH(row.get<std::int64_t>("frac"), Catch::Contains("not a valid int64"));
         CHECK(row.get<double>("frac") == 1.5);
     }
+    SECTION("a long value is quoted by its start and its length") {
+        auto huge = c.query("SELECT ('1' || repeat('0', 399))::numeric AS n");
+        const std::string expected = "numeric value 1" + std::string(31, '0') + "... (400 bytes) is out of range";
+        CHECK_THROWS_WITH(huge[0].get<std::int64_t>("n"), Catch::EndsWith(expected));
+        CHECK_THROWS_WITH(huge[0].get<double>("n"), Catch::EndsWith(expected));
+    }
     SECTION("no such row or column") {
         CHECK_THROWS_WITH(r.at(1), Catch::Contains("no row 1"));
         CHECK_THROWS_WITH(row["nope"], Catch::Contains("no column named \"nope\"") && Catch::Contains("missing, word"));
@@ -238,6 +244,35 @@ TEST_CASE("a read-only transaction error (25006) marks the connection for evicti
     }
     CHECK(c.must_evict());
     CHECK_FALSE(pg::Driver(config()).is_usable(c));
+}
+
+TEST_CASE("too few parameters is a QueryError naming both counts; the connection stays in the pool", "[pg]") {
+    // The server reports it as 08P01 (protocol violation), a connection-class
+    // SQLSTATE, but at severity ERROR: the session goes on.
+    auto cfg = config();
+    cfg.pool.min_size = 0;
+    cfg.pool.max_size = 1;
+    reservoir::PgPool pool(cfg);
+    int pid = 0;
+    {
+        auto lease = pool.acquire();
+        pid = lease->backend_pid();
+        try {
+            (void)lease->query("SELECT $1::int + $2::int", 1);
+            FAIL("no exception");
+        } catch (const pg::ConnectionLost& e) {
+            FAIL("taken for a lost connection: " << e.what());
+        } catch (const pg::QueryError& e) {
+            CHECK(e.kind() == reservoir::ErrorKind::query);
+            CHECK(e.sqlstate() == "08P01");
+            CHECK_THAT(std::string(e.what()), Catch::Contains("supplies 1 parameters") && Catch::Contains("requires 2"));
+        }
+        CHECK_FALSE(lease->must_evict());
+        CHECK(lease->query("SELECT $1::int + $2::int", 1, 2).scalar<int>() == 3);
+    }
+    auto lease = pool.acquire();
+    CHECK(lease->backend_pid() == pid);
+    CHECK(pool.stats().closes.total() == 0);
 }
 
 TEST_CASE("a terminated backend surfaces as ConnectionLost and the connection is no longer usable", "[pg]") {

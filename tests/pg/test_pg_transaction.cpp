@@ -114,3 +114,83 @@ TEST_CASE("transaction takes a pool lease", "[pg]") {
     pg::transaction(lease, [&](pg::Connection& tx) { tx.query("INSERT INTO " + t.name() + " VALUES (1)"); });
     CHECK(count_rows(*lease, t) == 1);
 }
+
+TEST_CASE("a callback that ends the transaction itself makes transaction throw instead of reporting success", "[pg]") {
+    ScratchTable t("id int PRIMARY KEY");
+    auto c = connect();
+    const auto ended_itself = [](const pg::QueryError& e, const char* what) {
+        CHECK(e.kind() == reservoir::ErrorKind::query);
+        CHECK(e.sqlstate() == "2D000");
+        CHECK_THAT(std::string(e.what()), Catch::Contains(std::string("the callback ended the ") + what + " itself"));
+    };
+
+    SECTION("ROLLBACK: its work is gone, and the caller is told") {
+        try {
+            pg::transaction(c, [&](pg::Connection& tx) {
+                tx.query("INSERT INTO " + t.name() + " VALUES ($1)", 1);
+                tx.execute("ROLLBACK");
+            });
+            FAIL("no exception");
+        } catch (const pg::QueryError& e) {
+            ended_itself(e, "transaction");
+        }
+        CHECK(count_rows(c, t) == 0);
+    }
+    SECTION("COMMIT: what it ran before stays committed, and the caller is told") {
+        try {
+            pg::transaction(c, [&](pg::Connection& tx) {
+                tx.query("INSERT INTO " + t.name() + " VALUES ($1)", 1);
+                tx.execute("COMMIT");
+            });
+            FAIL("no exception");
+        } catch (const pg::QueryError& e) {
+            ended_itself(e, "transaction");
+        }
+        CHECK(count_rows(c, t) == 1);
+    }
+    SECTION("COMMIT then BEGIN: the transaction it began is rolled back, and the caller is told") {
+        try {
+            pg::transaction(c, [&](pg::Connection& tx) {
+                tx.query("INSERT INTO " + t.name() + " VALUES ($1)", 1);
+                tx.execute("COMMIT; BEGIN");
+                tx.query("INSERT INTO " + t.name() + " VALUES ($1)", 2);
+            });
+            FAIL("no exception");
+        } catch (const pg::QueryError& e) {
+            ended_itself(e, "transaction");
+            CHECK_THAT(std::string(e.what()), Catch::Contains("began another, which was rolled back"));
+        }
+        CHECK(c.query("SELECT string_agg(id::text, ',') FROM " + t.name()).scalar<std::string>() == "1");
+    }
+    SECTION("ROLLBACK AND CHAIN, nested: the enclosing transaction was ended and another begun") {
+        try {
+            pg::transaction(c, [&](pg::Connection& outer) {
+                outer.query("INSERT INTO " + t.name() + " VALUES ($1)", 1);
+                pg::transaction(outer, [&](pg::Connection& inner) {
+                    inner.execute("ROLLBACK AND CHAIN");
+                    inner.query("INSERT INTO " + t.name() + " VALUES ($1)", 2);
+                });
+            });
+            FAIL("no exception");
+        } catch (const pg::QueryError& e) {
+            ended_itself(e, "enclosing transaction");
+            CHECK_THAT(std::string(e.what()), Catch::Contains("began another"));
+        }
+        CHECK(count_rows(c, t) == 0);
+    }
+    SECTION("nested: the callback ended the enclosing transaction") {
+        try {
+            pg::transaction(c, [&](pg::Connection& outer) {
+                outer.query("INSERT INTO " + t.name() + " VALUES ($1)", 1);
+                pg::transaction(outer, [&](pg::Connection& inner) { inner.execute("ROLLBACK"); });
+            });
+            FAIL("no exception");
+        } catch (const pg::QueryError& e) {
+            ended_itself(e, "enclosing transaction");
+        }
+        CHECK(count_rows(c, t) == 0);
+    }
+    CHECK(c.transaction_status() == PQTRANS_IDLE);
+    CHECK_FALSE(c.must_evict());
+    CHECK(c.query("SELECT 1").scalar<int>() == 1);
+}

@@ -447,8 +447,11 @@ private:
         std::string text = primary + (state.empty() ? "" : " (SQLSTATE " + state + ")");
         if (!server_detail.empty()) text += "; detail: " + server_detail;
 
-        if (PQstatus(c) != CONNECTION_OK || detail::is_connection_failure(state) || severity == "FATAL" ||
-            severity == "PANIC") {
+        // The session's state decides, not the SQLSTATE's class: a server ERROR
+        // leaves the session open whatever its code (08P01 for a parameter
+        // count that does not match the statement's, 08001 from dblink...).
+        if (PQstatus(c) != CONNECTION_OK || severity == "FATAL" || severity == "PANIC" ||
+            (severity.empty() && detail::is_connection_failure(state))) {
             evict_ = true;
             throw ConnectionLost("reservoir: connection lost: " + text, state, server_detail);
         }

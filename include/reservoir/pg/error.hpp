@@ -20,6 +20,7 @@ inline constexpr std::string_view unique_violation = "23505";
 inline constexpr std::string_view in_failed_transaction = "25P02";
 inline constexpr std::string_view read_only_transaction = "25006";           // e.g. a demoted primary
 inline constexpr std::string_view idle_in_transaction_timeout = "25P03";
+inline constexpr std::string_view invalid_transaction_termination = "2D000";  // pg::transaction's fn ended it
 }  // namespace sqlstate
 
 // A failure reported by (or on behalf of) the server, with its diagnostics.
@@ -63,7 +64,10 @@ public:
 namespace detail {
 
 // Connection-class SQLSTATEs (class 08) and the server going away (57P01
-// admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now).
+// admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now). Only a
+// hint, for an error without a severity: the server ends a session with a
+// FATAL error, and after an ERROR (08P01 for a wrong parameter count, say) the
+// session goes on.
 inline bool is_connection_failure(std::string_view state) noexcept {
     return state.starts_with("08") || state == "57P01" || state == "57P02" || state == "57P03";
 }

@@ -89,6 +89,14 @@ inline std::string type_name(Oid type) {
     }
 }
 
+// A value as a message quotes it: whole up to max_quoted bytes, else its
+// start and its length (a numeric can have a thousand digits).
+inline constexpr std::size_t max_quoted = 32;
+inline std::string quoted_value(std::string_view value) {
+    if (value.size() <= max_quoted) return std::string(value);
+    return std::string(value.substr(0, max_quoted)) + "... (" + std::to_string(value.size()) + " bytes)";
+}
+
 inline bool one_of(Oid type, std::initializer_list<Oid> types) noexcept {
     for (Oid t : types)
         if (t == type) return true;
@@ -160,9 +168,9 @@ private:
         T value{};
         const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
         if (ec == std::errc::result_out_of_range)
-            refuse<T>("the " + detail::type_name(type()) + " value " + std::string(t) + " is out of range");
+            refuse<T>("the " + detail::type_name(type()) + " value " + detail::quoted_value(t) + " is out of range");
         if (ec != std::errc{} || end != t.data() + t.size())
-            refuse<T>("the " + detail::type_name(type()) + " value " + std::string(t) + " is not a valid " +
+            refuse<T>("the " + detail::type_name(type()) + " value " + detail::quoted_value(t) + " is not a valid " +
                       detail::type_name<T>());
         return value;
     }

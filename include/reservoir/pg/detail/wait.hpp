@@ -36,19 +36,22 @@ inline int poll_timeout_ms(time_point deadline) noexcept {
 // ready events (POLLERR/POLLHUP/POLLNVAL included: the caller lets libpq read
 // and report the failure), or 0 at the deadline. On a pool's worker it also
 // returns 0 once the pool is being destroyed, checked every 20 ms.
+// Once the deadline has passed it returns 0 without looking at the socket: a
+// loop that waits on every turn then ends at its deadline even when data is
+// always waiting (results streaming in, a server reading as fast as we send).
 inline short wait_socket(int fd, short events, time_point deadline) noexcept {
     if (fd < 0) return POLLNVAL;
     const bool stoppable = stop_possible();
     for (;;) {
         if (stoppable && stop_requested()) return 0;
-        pollfd p{fd, events, 0};
         int timeout = poll_timeout_ms(deadline);
+        if (timeout == 0) return 0;
+        pollfd p{fd, events, 0};
         if (stoppable && (timeout < 0 || timeout > 20)) timeout = 20;
         const int n = ::poll(&p, 1, timeout);
         if (n > 0) return p.revents;
         if (n < 0 && errno != EINTR) return POLLERR;
-        if (n == 0 && timeout == 0) return 0;
-        // EINTR, or poll() woke within the last rounding millisecond: check again.
+        // EINTR, a stop-check slice, or the deadline (checked above): look again.
     }
 }
 

@@ -148,36 +148,6 @@ TEST_CASE("a callback that ends the transaction itself makes transaction throw i
         }
         CHECK(count_rows(c, t) == 1);
     }
-    SECTION("COMMIT then BEGIN: the transaction it began is rolled back, and the caller is told") {
-        try {
-            pg::transaction(c, [&](pg::Connection& tx) {
-                tx.query("INSERT INTO " + t.name() + " VALUES ($1)", 1);
-                tx.execute("COMMIT; BEGIN");
-                tx.query("INSERT INTO " + t.name() + " VALUES ($1)", 2);
-            });
-            FAIL("no exception");
-        } catch (const pg::QueryError& e) {
-            ended_itself(e, "transaction");
-            CHECK_THAT(std::string(e.what()), Catch::Contains("began another, which was rolled back"));
-        }
-        CHECK(c.query("SELECT string_agg(id::text, ',') FROM " + t.name()).scalar<std::string>() == "1");
-    }
-    SECTION("ROLLBACK AND CHAIN, nested: the enclosing transaction was ended and another begun") {
-        try {
-            pg::transaction(c, [&](pg::Connection& outer) {
-                outer.query("INSERT INTO " + t.name() + " VALUES ($1)", 1);
-                pg::transaction(outer, [&](pg::Connection& inner) {
-                    inner.execute("ROLLBACK AND CHAIN");
-                    inner.query("INSERT INTO " + t.name() + " VALUES ($1)", 2);
-                });
-            });
-            FAIL("no exception");
-        } catch (const pg::QueryError& e) {
-            ended_itself(e, "enclosing transaction");
-            CHECK_THAT(std::string(e.what()), Catch::Contains("began another"));
-        }
-        CHECK(count_rows(c, t) == 0);
-    }
     SECTION("nested: the callback ended the enclosing transaction") {
         try {
             pg::transaction(c, [&](pg::Connection& outer) {

@@ -9,17 +9,14 @@
 //   });
 //
 // fn must not end the transaction itself: it commits by returning and rolls
-// back by throwing. One that ran COMMIT, ROLLBACK, END or ABORT makes
-// transaction() throw QueryError 2D000 instead of reporting success: what fn
-// ran before its own COMMIT cannot be undone, and what it ran after was in no
-// transaction. So does fn that ended the transaction and began another
-// (COMMIT; BEGIN, COMMIT AND CHAIN, ROLLBACK; BEGIN...): that one is rolled
-// back, not committed in ours' place. The first shows in the session's status;
-// the second by the transaction's start time on the server
-// (transaction_timestamp()), read with BEGIN and checked with COMMIT in the
-// same round trips: no round trip more, one trivial statement more in each.
-// Not detected: a transaction fn began after ending ours that starts at the
-// same microsecond by the server's clock (one stepped back).
+// back by throwing. One that ran COMMIT, ROLLBACK, END or ABORT leaves the
+// session outside any transaction, which is checked before COMMIT: then
+// QueryError 2D000 is thrown, since what fn ran before its own COMMIT cannot
+// be undone and what it ran after was in no transaction. Not detected: fn
+// ending the transaction and opening another (COMMIT; BEGIN, or ROLLBACK AND
+// CHAIN): the session is in a transaction again, the client cannot tell it is
+// not ours without a server round trip in every transaction, and that one is
+// committed (or rolled back) in its place.
 
 #include <libpq-fe.h>
 
@@ -57,62 +54,30 @@ decltype(auto) call_with(Fn& fn, Connection& conn) {
 
 inline constexpr const char* savepoint = "reservoir_transaction";
 
-// When the server started the current transaction, in microseconds since
-// 1970 (an integer: exact whatever extract() returns on the server's version):
-// one that fn began after ending ours started later.
-inline constexpr const char* started_at = "(extract(epoch FROM transaction_timestamp()) * 1000000)::int8";
-
-struct Begun {
-    bool nested;          // a savepoint in a transaction that was already open
-    std::string started;  // started_at, as the server printed it
-};
-
-inline Begun begin(Connection& conn) {
-    const bool nested = conn.transaction_status() != PQTRANS_IDLE;
-    const std::string open = nested ? std::string("SAVEPOINT ") + savepoint : std::string("BEGIN");
-    return {nested, conn.execute(open + "; SELECT " + started_at).scalar<std::string>()};
-}
-
-[[noreturn]] inline void ended_by_callback(bool nested, bool began_another) {
+// A session outside any transaction after fn: fn ended ours (or, nested, the
+// enclosing one) itself. In failure (PQTRANS_INERROR) it is still ours.
+inline void check_still_open(const Connection& conn, bool nested) {
+    if (conn.transaction_status() != PQTRANS_IDLE) return;
     throw QueryError(std::string("reservoir: transaction: the callback ended the ") +
                          (nested ? "enclosing transaction" : "transaction") +
-                         " itself (COMMIT, ROLLBACK, END or ABORT in it)" +
-                         (began_another ? " and began another, which was rolled back" : "") +
-                         ": its work could not be committed or rolled back as one. Return from the callback to "
-                         "commit, throw to roll back",
+                         " itself (COMMIT, ROLLBACK, END or ABORT in it), so its work cannot be committed or rolled "
+                         "back as one: what it ran before that was committed or rolled back by it, what it ran "
+                         "after was not in a transaction. Return to commit, throw to roll back",
                      std::string(sqlstate::invalid_transaction_termination));
 }
 
-inline void commit(Connection& conn, const Begun& tx) {
-    const auto status = conn.transaction_status();
-    if (status == PQTRANS_IDLE) ended_by_callback(tx.nested, false);
-    // A transaction that is still ours divides by 1; another, by 0, which
-    // fails this statement and skips the COMMIT after it. The start time is the
-    // server's own integer: only digits and a sign are spliced.
-    const bool check = status == PQTRANS_INTRANS && !tx.started.empty() &&
-                       tx.started.find_first_not_of("0123456789-") == std::string::npos;
-    const std::string check_sql =
-        check ? std::string("SELECT 1 / (") + started_at + " = " + tx.started + ")::int; " : std::string();
-    try {
-        if (tx.nested) {
-            conn.execute(check_sql + "RELEASE SAVEPOINT " + savepoint);
-            return;
-        }
-        // COMMIT of a failed transaction succeeds and reports ROLLBACK: that is a failure.
-        if (conn.execute(check_sql + "COMMIT").command_tag() == "ROLLBACK")
-            throw QueryError("reservoir: COMMIT failed: the transaction had failed (a statement in it raised an "
-                             "error that was caught) and was rolled back",
-                             std::string(sqlstate::in_failed_transaction));
-    } catch (const QueryError& e) {
-        // Only the check leaves the transaction open and failed: a failed COMMIT ends it.
-        if (check && e.sqlstate() == "22012" /* division_by_zero */ && conn.transaction_status() == PQTRANS_INERROR)
-            ended_by_callback(tx.nested, true);
-        throw;
+inline void commit(Connection& conn, bool nested) {
+    check_still_open(conn, nested);
+    if (nested) {
+        conn.execute(std::string("RELEASE SAVEPOINT ") + savepoint);
+        return;
     }
+    // COMMIT of a failed transaction succeeds and reports ROLLBACK: that is a failure.
+    if (conn.execute("COMMIT").command_tag() == "ROLLBACK")
+        throw QueryError("reservoir: COMMIT failed: the transaction had failed (a statement in it raised an "
+                         "error that was caught) and was rolled back",
+                         std::string(sqlstate::in_failed_transaction));
 }
-
-// Without a start time (a transaction not opened by begin()): the status check only.
-inline void commit(Connection& conn, bool nested) { commit(conn, Begun{nested, {}}); }
 
 // Best effort: the exception that brought us here is the one to report. A
 // connection left in a transaction is rolled back by the pool anyway.
@@ -136,18 +101,19 @@ inline void rollback(Connection& conn, bool nested) noexcept {
 template <class Target, class Fn>
 decltype(auto) transaction(Target&& target, Fn&& fn) {
     Connection& conn = detail::connection_of(target);
-    const detail::Begun tx = detail::begin(conn);
+    const bool nested = conn.transaction_status() != PQTRANS_IDLE;
+    conn.execute(nested ? std::string("SAVEPOINT ") + detail::savepoint : std::string("BEGIN"));
     try {
         if constexpr (std::is_void_v<decltype(detail::call_with(fn, conn))>) {
             detail::call_with(fn, conn);
-            detail::commit(conn, tx);
+            detail::commit(conn, nested);
         } else {
             decltype(auto) result = detail::call_with(fn, conn);
-            detail::commit(conn, tx);
+            detail::commit(conn, nested);
             return result;
         }
     } catch (...) {
-        detail::rollback(conn, tx.nested);
+        detail::rollback(conn, nested);
         throw;
     }
 }

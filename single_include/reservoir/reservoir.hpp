@@ -4774,19 +4774,22 @@ inline int poll_timeout_ms(time_point deadline) noexcept {
 // ready events (POLLERR/POLLHUP/POLLNVAL included: the caller lets libpq read
 // and report the failure), or 0 at the deadline. On a pool's worker it also
 // returns 0 once the pool is being destroyed, checked every 20 ms.
+// Once the deadline has passed it returns 0 without looking at the socket: a
+// loop that waits on every turn then ends at its deadline even when data is
+// always waiting (results streaming in, a server reading as fast as we send).
 inline short wait_socket(int fd, short events, time_point deadline) noexcept {
     if (fd < 0) return POLLNVAL;
     const bool stoppable = stop_possible();
     for (;;) {
         if (stoppable && stop_requested()) return 0;
-        pollfd p{fd, events, 0};
         int timeout = poll_timeout_ms(deadline);
+        if (timeout == 0) return 0;
+        pollfd p{fd, events, 0};
         if (stoppable && (timeout < 0 || timeout > 20)) timeout = 20;
         const int n = ::poll(&p, 1, timeout);
         if (n > 0) return p.revents;
         if (n < 0 && errno != EINTR) return POLLERR;
-        if (n == 0 && timeout == 0) return 0;
-        // EINTR, or poll() woke within the last rounding millisecond: check again.
+        // EINTR, a stop-check slice, or the deadline (checked above): look again.
     }
 }
 
@@ -4841,6 +4844,7 @@ inline constexpr std::string_view unique_violation = "23505";
 inline constexpr std::string_view in_failed_transaction = "25P02";
 inline constexpr std::string_view read_only_transaction = "25006";           // e.g. a demoted primary
 inline constexpr std::string_view idle_in_transaction_timeout = "25P03";
+inline constexpr std::string_view invalid_transaction_termination = "2D000";  // pg::transaction's fn ended it
 }  // namespace sqlstate
 
 // A failure reported by (or on behalf of) the server, with its diagnostics.
@@ -4884,7 +4888,10 @@ public:
 namespace detail {
 
 // Connection-class SQLSTATEs (class 08) and the server going away (57P01
-// admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now).
+// admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now). Only a
+// hint, for an error without a severity: the server ends a session with a
+// FATAL error, and after an ERROR (08P01 for a wrong parameter count, say) the
+// session goes on.
 inline bool is_connection_failure(std::string_view state) noexcept {
     return state.starts_with("08") || state == "57P01" || state == "57P02" || state == "57P03";
 }
@@ -5265,6 +5272,14 @@ inline std::string type_name(Oid type) {
     }
 }
 
+// A value as a message quotes it: whole up to max_quoted bytes, else its
+// start and its length (a numeric can have a thousand digits).
+inline constexpr std::size_t max_quoted = 32;
+inline std::string quoted_value(std::string_view value) {
+    if (value.size() <= max_quoted) return std::string(value);
+    return std::string(value.substr(0, max_quoted)) + "... (" + std::to_string(value.size()) + " bytes)";
+}
+
 inline bool one_of(Oid type, std::initializer_list<Oid> types) noexcept {
     for (Oid t : types)
         if (t == type) return true;
@@ -5336,9 +5351,9 @@ private:
         T value{};
         const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
         if (ec == std::errc::result_out_of_range)
-            refuse<T>("the " + detail::type_name(type()) + " value " + std::string(t) + " is out of range");
+            refuse<T>("the " + detail::type_name(type()) + " value " + detail::quoted_value(t) + " is out of range");
         if (ec != std::errc{} || end != t.data() + t.size())
-            refuse<T>("the " + detail::type_name(type()) + " value " + std::string(t) + " is not a valid " +
+            refuse<T>("the " + detail::type_name(type()) + " value " + detail::quoted_value(t) + " is not a valid " +
                       detail::type_name<T>());
         return value;
     }
@@ -6005,8 +6020,11 @@ private:
         std::string text = primary + (state.empty() ? "" : " (SQLSTATE " + state + ")");
         if (!server_detail.empty()) text += "; detail: " + server_detail;
 
-        if (PQstatus(c) != CONNECTION_OK || detail::is_connection_failure(state) || severity == "FATAL" ||
-            severity == "PANIC") {
+        // The session's state decides, not the SQLSTATE's class: a server ERROR
+        // leaves the session open whatever its code (08P01 for a parameter
+        // count that does not match the statement's, 08001 from dblink...).
+        if (PQstatus(c) != CONNECTION_OK || severity == "FATAL" || severity == "PANIC" ||
+            (severity.empty() && detail::is_connection_failure(state))) {
             evict_ = true;
             throw ConnectionLost("reservoir: connection lost: " + text, state, server_detail);
         }
@@ -6451,6 +6469,16 @@ std::vector<Result> pipeline(Connection& conn, Fn&& fn) {
 //       c.query("UPDATE account SET balance = balance - $1 WHERE id = $2", 10, 1);
 //       return c.query("INSERT INTO audit(note) VALUES ($1) RETURNING id", "moved 10").scalar<std::int64_t>();
 //   });
+//
+// fn must not end the transaction itself: it commits by returning and rolls
+// back by throwing. One that ran COMMIT, ROLLBACK, END or ABORT leaves the
+// session outside any transaction, which is checked before COMMIT: then
+// QueryError 2D000 is thrown, since what fn ran before its own COMMIT cannot
+// be undone and what it ran after was in no transaction. Not detected: fn
+// ending the transaction and opening another (COMMIT; BEGIN, or ROLLBACK AND
+// CHAIN): the session is in a transaction again, the client cannot tell it is
+// not ours without a server round trip in every transaction, and that one is
+// committed (or rolled back) in its place.
 
 #include <libpq-fe.h>
 
@@ -6486,7 +6514,20 @@ decltype(auto) call_with(Fn& fn, Connection& conn) {
 
 inline constexpr const char* savepoint = "reservoir_transaction";
 
+// A session outside any transaction after fn: fn ended ours (or, nested, the
+// enclosing one) itself. In failure (PQTRANS_INERROR) it is still ours.
+inline void check_still_open(const Connection& conn, bool nested) {
+    if (conn.transaction_status() != PQTRANS_IDLE) return;
+    throw QueryError(std::string("reservoir: transaction: the callback ended the ") +
+                         (nested ? "enclosing transaction" : "transaction") +
+                         " itself (COMMIT, ROLLBACK, END or ABORT in it), so its work cannot be committed or rolled "
+                         "back as one: what it ran before that was committed or rolled back by it, what it ran "
+                         "after was not in a transaction. Return to commit, throw to roll back",
+                     std::string(sqlstate::invalid_transaction_termination));
+}
+
 inline void commit(Connection& conn, bool nested) {
+    check_still_open(conn, nested);
     if (nested) {
         conn.execute(std::string("RELEASE SAVEPOINT ") + savepoint);
         return;
@@ -6515,7 +6556,8 @@ inline void rollback(Connection& conn, bool nested) noexcept {
 }  // namespace detail
 
 // `target` is a Connection or a Lease of one. Throws what BEGIN, fn or COMMIT
-// throws; a COMMIT that rolls back (a failed transaction) throws QueryError 25P02.
+// throws; a COMMIT that rolls back (a failed transaction) throws QueryError
+// 25P02; fn that ended the transaction itself, QueryError 2D000 (see above).
 template <class Target, class Fn>
 decltype(auto) transaction(Target&& target, Fn&& fn) {
     Connection& conn = detail::connection_of(target);

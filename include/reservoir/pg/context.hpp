@@ -1,13 +1,17 @@
 #pragma once
 // pg::context::Reset: the ContextPolicy of PgPool. A connection never reaches
-// the next borrower in a transaction, busy, broken or (unless the mode is
-// ResetMode::none) with session state its last borrower left.
+// the next borrower in a transaction, busy, broken, or (in the default modes)
+// with any session state its last borrower left, whatever SQL it ran: the
+// session is reset after every lease, not when the SQL looked like it
+// changed something (see session.hpp and docs/tenant-isolation.md).
 //
 //   on_release (borrower's thread, no I/O)     reset (pool's worker, under reset_timeout)
+//   per-lease client settings end here (query timeout, unread notifications)
 //   broken, or must_evict()  -> discard
 //   statement still running  -> reset          cancel it and drain its results
 //   in a transaction         -> reset          ROLLBACK
-//   session dirty            -> reset          DISCARD ALL, or the light reset
+//   discard_all, light       -> reset          DISCARD ALL, or the light reset
+//   trust_sql_text, dirty    -> reset          DISCARD ALL
 //   otherwise                -> reuse
 // A reset that fails or runs out of time closes the connection.
 
@@ -31,6 +35,7 @@ public:
     explicit Reset(ResetMode mode) noexcept : mode_(mode) {}
 
     ReleaseAction on_release(Connection& conn) noexcept {
+        end_lease(conn);
         const PGconn* c = conn.native_handle();
         if (!c || conn.must_evict() || PQstatus(c) != CONNECTION_OK) return ReleaseAction::discard;
         switch (PQtransactionStatus(c)) {
@@ -50,6 +55,7 @@ public:
                 run(conn, deadline, mode(conn) == ResetMode::light ? detail::light_reset_sql : detail::discard_all_sql);
                 conn.session_.clear();
             }
+            end_lease(conn);  // notifications that came in before UNLISTEN
             return conn.usable();
         } catch (...) {
             return false;
@@ -60,7 +66,21 @@ public:
 
 private:
     bool needs_session_reset(const Connection& conn) const noexcept {
-        return conn.session_dirty() && mode(conn) != ResetMode::none;
+        switch (mode(conn)) {
+            case ResetMode::discard_all:
+            case ResetMode::light: return true;  // whatever ran: its effects cannot be told from its text
+            case ResetMode::trust_sql_text: return conn.session_dirty();
+            case ResetMode::none: break;
+        }
+        return false;
+    }
+
+    // What a lease set on the client side ends with it: the query timeout,
+    // and notifications libpq queued (they were for the borrower's LISTEN).
+    static void end_lease(Connection& conn) noexcept {
+        conn.set_query_timeout(duration::zero());
+        if (PGconn* c = conn.native_handle())
+            while (PGnotify* n = PQnotifies(c)) PQfreemem(n);
     }
 
     static void run(Connection& conn, time_point deadline, const char* sql) {

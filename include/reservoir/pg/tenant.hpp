@@ -13,7 +13,10 @@
 // Works on a PgPool (default setting names) or a TenantPool, whose
 // context::BasicTenant<Settings> names the settings. Either way the pool's
 // context policy rolls back a connection returned mid-transaction, so no
-// tenant context reaches the next borrower.
+// tenant context reaches the next borrower; and the transaction's first
+// statement resets, for the transaction, the role, session user and
+// search_path an earlier borrower may have left (behind PgBouncer, where no
+// reset runs between borrowers), so none can redirect the tenant.
 
 #include <libpq-fe.h>
 

@@ -278,6 +278,38 @@ private:
         return run(deadline, OnTimeout::cancel, scanned, [&](PGconn* c) { return send_params(c, sql, params); });
     }
 
+    // The session reset of a returned connection, sent by the returning
+    // borrower without waiting for its answer (context.hpp), which a pool
+    // worker reads with finish_reset(): the round trip runs while the
+    // connection waits for the worker, not after.
+    bool send_reset(const char* sql) noexcept {
+        PGconn* c = conn_.get();
+        if (!c || in_flight_ || PQtransactionStatus(c) != PQTRANS_IDLE || !PQsendQuery(c, sql)) return false;
+        reset_sent_ = true;
+        return PQflush(c) >= 0;  // what is left is sent by finish_reset()
+    }
+    bool reset_sent() const noexcept { return reset_sent_; }
+    // False, and to be closed, unless every statement of the reset succeeded by the deadline.
+    bool finish_reset(time_point deadline) noexcept {
+        PGconn* c = conn_.get();
+        reset_sent_ = false;
+        bool ok = c && flush(c, deadline);
+        while (ok) {
+            if (!await_result(c, deadline)) ok = false;
+            detail::ResultPtr r(ok ? PQgetResult(c) : nullptr);
+            if (!r) break;
+            const ExecStatusType status = PQresultStatus(r.get());
+            ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+        }
+        if (!ok || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) {
+            evict_ = true;  // closed by the pool: its state is unknown
+            return false;
+        }
+        while (PGnotify* n = PQnotifies(c)) PQfreemem(n);  // for the last borrower's LISTEN
+        answered_at_ = std::chrono::steady_clock::now();
+        return true;
+    }
+
     static int send_params(PGconn* c, const char* sql, const Params& params) noexcept {
         return PQsendQueryParams(c, sql, params.size(), params.types(), params.values(), params.lengths(),
                                  params.formats(), 0);
@@ -465,6 +497,7 @@ private:
     detail::SessionTracker session_;
     ResetMode session_reset_;
     bool evict_ = false;
+    bool reset_sent_ = false;  // send_reset()'s answer is still unread
     bool ping_in_flight_ = false;  // sent by a ping that ran out of time; the next ping reads its answer
     static constexpr duration recent_answer = std::chrono::milliseconds(1);
     time_point answered_at_{};  // when the last statement's results were all read (see usable())

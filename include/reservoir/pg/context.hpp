@@ -5,15 +5,18 @@
 // session is reset after every lease, not when the SQL looked like it
 // changed something (see session.hpp and docs/tenant-isolation.md).
 //
-//   on_release (borrower's thread, no I/O)     reset (pool's worker, under reset_timeout)
+//   on_release (borrower's thread)             reset (pool's worker, under reset_timeout)
 //   per-lease client settings end here (query timeout, unread notifications)
 //   broken, or must_evict()  -> discard
-//   statement still running  -> reset          cancel it and drain its results
-//   in a transaction         -> reset          ROLLBACK
-//   discard_all, light       -> reset          DISCARD ALL, or the light reset
+//   statement still running  -> reset          cancel it and drain its results, then as below
+//   in a transaction         -> reset          ROLLBACK, then the mode's session reset
+//   discard_all, light       -> reset          the mode's session reset: sent here
+//                                              without waiting, its answer read here
 //   trust_sql_text, dirty    -> reset          DISCARD ALL
 //   otherwise                -> reuse
-// A reset that fails or runs out of time closes the connection.
+// A reset that fails or runs out of time closes the connection. Sending the
+// reset costs the returning borrower one non-blocking write; the round trip
+// then runs while the connection waits for a worker.
 
 #include <libpq-fe.h>
 
@@ -39,7 +42,11 @@ public:
         const PGconn* c = conn.native_handle();
         if (!c || conn.must_evict() || PQstatus(c) != CONNECTION_OK) return ReleaseAction::discard;
         switch (PQtransactionStatus(c)) {
-            case PQTRANS_IDLE: return needs_session_reset(conn) ? ReleaseAction::reset : ReleaseAction::reuse;
+            case PQTRANS_IDLE:
+                if (!needs_session_reset(conn)) return ReleaseAction::reuse;
+                if (mode(conn) != ResetMode::trust_sql_text && !conn.send_reset(reset_sql(conn)))
+                    return ReleaseAction::discard;
+                return ReleaseAction::reset;
             case PQTRANS_ACTIVE:  // a statement running or results unread
             case PQTRANS_INTRANS:
             case PQTRANS_INERROR: return ReleaseAction::reset;
@@ -49,10 +56,15 @@ public:
 
     bool reset(Connection& conn, time_point deadline) noexcept {
         try {
+            if (conn.reset_sent()) {  // sent by on_release: only its answer is left
+                if (!conn.finish_reset(deadline)) return false;
+                conn.session_.clear();
+                return conn.usable();
+            }
             if (!conn.cancel_and_drain(deadline)) return false;
             if (conn.transaction_status() != PQTRANS_IDLE) run(conn, deadline, "ROLLBACK");
             if (needs_session_reset(conn)) {
-                run(conn, deadline, mode(conn) == ResetMode::light ? detail::light_reset_sql : detail::discard_all_sql);
+                run(conn, deadline, reset_sql(conn));
                 conn.session_.clear();
             }
             end_lease(conn);  // notifications that came in before UNLISTEN
@@ -65,6 +77,10 @@ public:
     ResetMode mode(const Connection& conn) const noexcept { return mode_.value_or(conn.session_reset()); }
 
 private:
+    const char* reset_sql(const Connection& conn) const noexcept {
+        return mode(conn) == ResetMode::light ? detail::light_reset_sql : detail::discard_all_sql;
+    }
+
     bool needs_session_reset(const Connection& conn) const noexcept {
         switch (mode(conn)) {
             case ResetMode::discard_all:

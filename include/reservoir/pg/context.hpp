@@ -10,16 +10,23 @@
 //   broken, or must_evict()  -> discard
 //   statement still running  -> reset          cancel it and drain its results, then as below
 //   in a transaction         -> reset          ROLLBACK, then the mode's session reset
-//   discard_all, light       -> reset          the mode's session reset: sent here
-//                                              without waiting, its answer read here
+//   discard_all, light       -> reuse, the mode's session reset sent first
 //   trust_sql_text, dirty    -> reset          DISCARD ALL
 //   otherwise                -> reuse
-// A reset that fails or runs out of time closes the connection. Sending the
-// reset costs the returning borrower one non-blocking write; the round trip
-// then runs while the connection waits for a worker.
+// A reset that fails or runs out of time closes the connection.
+//
+// The reset of a connection returned idle is sent by on_release without
+// waiting for its answer (one non-blocking write on the returning borrower's
+// thread), in libpq's pipeline mode, and the connection is lent again at
+// once: the server runs the reset before anything the next borrower sends,
+// and that borrower's first statement goes out behind it in the same
+// pipeline and reads the reset's answer before its own (Connection). No
+// worker, lock or extra round trip is on anyone's path; an idle connection's
+// reset was answered long before its next borrow.
 
 #include <libpq-fe.h>
 
+#include <iterator>
 #include <optional>
 
 #include "../core/clock.hpp"
@@ -41,12 +48,15 @@ public:
         end_lease(conn);
         const PGconn* c = conn.native_handle();
         if (!c || conn.must_evict() || PQstatus(c) != CONNECTION_OK) return ReleaseAction::discard;
+        // The last reset's answer unread: nothing was sent through the
+        // Connection, but native_handle() may have been used. A worker finishes it.
+        if (conn.reset_sent()) return ReleaseAction::reset;
         switch (PQtransactionStatus(c)) {
             case PQTRANS_IDLE:
                 if (!needs_session_reset(conn)) return ReleaseAction::reuse;
-                if (mode(conn) != ResetMode::trust_sql_text && !conn.send_reset(reset_sql(conn)))
-                    return ReleaseAction::discard;
-                return ReleaseAction::reset;
+                if (mode(conn) == ResetMode::trust_sql_text) return ReleaseAction::reset;
+                if (!send_reset(conn)) return ReleaseAction::discard;
+                return ReleaseAction::reuse;
             case PQTRANS_ACTIVE:  // a statement running or results unread
             case PQTRANS_INTRANS:
             case PQTRANS_INERROR: return ReleaseAction::reset;
@@ -56,17 +66,11 @@ public:
 
     bool reset(Connection& conn, time_point deadline) noexcept {
         try {
-            if (conn.reset_sent()) {  // sent by on_release: only its answer is left
-                if (!conn.finish_reset(deadline)) return false;
-                conn.session_.clear();
-                return conn.usable();
-            }
+            if (conn.reset_sent() && !conn.finish_reset(deadline)) return false;
+            if (PQpipelineStatus(conn.native_handle()) != PQ_PIPELINE_OFF) return false;  // used raw: unknown
             if (!conn.cancel_and_drain(deadline)) return false;
             if (conn.transaction_status() != PQTRANS_IDLE) run(conn, deadline, "ROLLBACK");
-            if (needs_session_reset(conn)) {
-                run(conn, deadline, reset_sql(conn));
-                conn.session_.clear();
-            }
+            if (needs_session_reset(conn) && !(send_reset(conn) && conn.finish_reset(deadline))) return false;
             end_lease(conn);  // notifications that came in before UNLISTEN
             return conn.usable();
         } catch (...) {
@@ -77,8 +81,13 @@ public:
     ResetMode mode(const Connection& conn) const noexcept { return mode_.value_or(conn.session_reset()); }
 
 private:
-    const char* reset_sql(const Connection& conn) const noexcept {
-        return mode(conn) == ResetMode::light ? detail::light_reset_sql : detail::discard_all_sql;
+    // Sends the session reset of the connection's mode (it is then clean for
+    // whatever is sent after it).
+    bool send_reset(Connection& conn) const noexcept {
+        conn.session_.clear();
+        if (mode(conn) == ResetMode::light)
+            return conn.send_reset(detail::light_reset_statements, std::size(detail::light_reset_statements));
+        return conn.send_reset(detail::discard_all_statements, std::size(detail::discard_all_statements));
     }
 
     bool needs_session_reset(const Connection& conn) const noexcept {

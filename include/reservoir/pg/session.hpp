@@ -34,16 +34,19 @@ enum class ResetMode {
 
 namespace detail {
 
-// The light reset: DISCARD ALL's documented steps but DEALLOCATE ALL and
+// The session resets, as statements sent one by one in a pipeline with one
+// sync (context.hpp), so they run as one implicit transaction: DISCARD ALL
+// alone (it refuses a transaction block), the light reset together.
+// The light reset is DISCARD ALL's documented steps but DEALLOCATE ALL and
 // DISCARD PLANS. RESET ALL does not reset the role (PostgreSQL excludes
 // `role` and `session_authorization` from it); SET SESSION AUTHORIZATION
 // DEFAULT undoes both SET ROLE and SET SESSION AUTHORIZATION and any user may
 // run it. RESET ALL runs before the function call, so the call is resolved
 // with the reset search_path; it is schema-qualified anyway.
-inline constexpr const char* light_reset_sql =
-    "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; "
-    "SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
-inline constexpr const char* discard_all_sql = "DISCARD ALL";  // must run outside a transaction block
+inline constexpr const char* discard_all_statements[] = {"DISCARD ALL"};
+inline constexpr const char* light_reset_statements[] = {
+    "SET SESSION AUTHORIZATION DEFAULT", "RESET ALL",    "CLOSE ALL",         "UNLISTEN *",
+    "SELECT pg_catalog.pg_advisory_unlock_all()", "DISCARD TEMP", "DISCARD SEQUENCES"};
 
 inline char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 

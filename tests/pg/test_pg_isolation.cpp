@@ -133,3 +133,26 @@ TEST_CASE("a lease's query timeout ends with it, whatever the reset mode", "[pg]
         CHECK(b->query("SELECT pg_sleep(0.01), 1").rows() == 1);
     }
 }
+
+TEST_CASE("the next borrower's libpq calls of its own find the session reset and libpq idle", "[pg][isolation]") {
+    auto cfg = config();
+    cfg.pool.min_size = 1;
+    cfg.pool.max_size = 1;
+    reservoir::PgPool pool(cfg);
+    int pid = 0;
+    {
+        auto a = pool.acquire();
+        pid = a->backend_pid();
+        a->execute("SET work_mem = '7MB'");
+    }
+    auto b = pool.acquire();  // its reset may still be in flight
+    REQUIRE(b->backend_pid() == pid);
+    CHECK(b->transaction_status() == PQTRANS_IDLE);
+    PGconn* raw = b->native_handle();
+    CHECK(PQpipelineStatus(raw) == PQ_PIPELINE_OFF);
+    PQsetnonblocking(raw, 0);  // PQexec waits for its answer: let it block
+    pg::detail::ResultPtr r(PQexec(raw, "SHOW work_mem"));
+    PQsetnonblocking(raw, 1);
+    REQUIRE(PQresultStatus(r.get()) == PGRES_TUPLES_OK);
+    CHECK(std::string(PQgetvalue(r.get(), 0, 0)) == "4MB");
+}

@@ -266,6 +266,14 @@ public:
         return conn_ ? PQtransactionStatus(conn_.get()) : PQTRANS_UNKNOWN;
     }
     int backend_pid() const noexcept { return conn_ ? PQbackendPID(conn_.get()) : 0; }
+    // For libpq calls of your own. The non-const one first reads the answer
+    // of a session reset still in flight (up to reset_answer_wait), so that
+    // libpq is idle and out of pipeline mode; a reset that failed marks the
+    // connection to be closed, and the next statement through it throws.
+    PGconn* native_handle() noexcept {
+        if (reset_sent_) finish_reset(std::chrono::steady_clock::now() + reset_answer_wait);
+        return conn_.get();
+    }
     PGconn* native_handle() const noexcept { return conn_.get(); }
 
 private:

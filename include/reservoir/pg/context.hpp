@@ -28,6 +28,7 @@
 
 #include <iterator>
 #include <optional>
+#include <utility>
 
 #include "../core/clock.hpp"
 #include "../core/concepts.hpp"
@@ -46,10 +47,10 @@ public:
 
     ReleaseAction on_release(Connection& conn) noexcept {
         end_lease(conn);
-        const PGconn* c = conn.native_handle();
+        const PGconn* c = std::as_const(conn).native_handle();  // no wait for a reset in flight
         if (!c || conn.must_evict() || PQstatus(c) != CONNECTION_OK) return ReleaseAction::discard;
         // The last reset's answer unread: nothing was sent through the
-        // Connection, but native_handle() may have been used. A worker finishes it.
+        // Connection (native_handle() would have read it). A worker finishes it.
         if (conn.reset_sent()) return ReleaseAction::reset;
         switch (PQtransactionStatus(c)) {
             case PQTRANS_IDLE:
@@ -104,7 +105,7 @@ private:
     // and notifications libpq queued (they were for the borrower's LISTEN).
     static void end_lease(Connection& conn) noexcept {
         conn.set_query_timeout(duration::zero());
-        if (PGconn* c = conn.native_handle())
+        if (PGconn* c = std::as_const(conn).native_handle())
             while (PGnotify* n = PQnotifies(c)) PQfreemem(n);
     }
 

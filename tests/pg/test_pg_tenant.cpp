@@ -520,7 +520,7 @@ TEST_CASE("with_tenant commits, rolls back on throw, and leaves no context or di
     CHECK(count_as("a") == 1);
 
     auto lease = pool.acquire();
-    CHECK_FALSE(lease->session_dirty());  // no DISCARD ALL after a tenant operation
+    CHECK_FALSE(lease->session_dirty());  // the scan (trust_sql_text) sees no session state in a tenant operation
     CHECK(lease->transaction_status() == PQTRANS_IDLE);
     CHECK(lease->query("SELECT coalesce(current_setting('app.current_tenant', true), '')").scalar<std::string>() ==
           "");

@@ -6,6 +6,7 @@
 //   reservoir-load [--url URL] [--workers N] [--pool N] [--seconds S] [--warmup S]
 //                  [--query point|sleep|SQL] [--mode pool|async|connect|shared|pipeline]
 //                  [--batch N] [--threads N] [--json FILE] [--quiet] [--handoff-after MS]
+//                  [--reset discard_all|light|trust_sql_text|none]
 //
 // Modes, the same workers each time:
 //   pool     one reservoir PgPool of --pool connections, shared by every worker
@@ -19,6 +20,9 @@
 //   pipeline the pool, each lease running --batch statements (default 100)
 //            in libpq's pipeline mode (pg::pipeline): one round trip a batch.
 //            Queries count statements; a latency is a whole batch's.
+// --reset: the pool's session reset mode (pg::ResetMode; default discard_all,
+// a DISCARD ALL after every lease; trust_sql_text resets only after SQL that
+// looks like it changed the session, so a point select never pays for one).
 // Queries:
 //   point    SELECT name FROM reservoir_load_items WHERE id = $1, on a seeded
 //            table of 10,000 rows, a random id per query
@@ -119,14 +123,26 @@ struct Settings {
     std::string json;
     bool quiet = false;  // no progress line and no readable summary
     std::optional<std::chrono::milliseconds> handoff_after;  // the pool's option; unset = its default
+    pg::ResetMode reset = pg::ResetMode::discard_all;
 };
+
+constexpr const char* reset_name(pg::ResetMode m) {
+    switch (m) {
+        case pg::ResetMode::discard_all: return "discard_all";
+        case pg::ResetMode::light: return "light";
+        case pg::ResetMode::trust_sql_text: return "trust_sql_text";
+        case pg::ResetMode::none: return "none";
+    }
+    return "?";
+}
 
 [[noreturn]] void usage(const std::string& why) {
     std::fprintf(stderr,
                  "reservoir-load: %s\n"
                  "usage: reservoir-load [--url URL] [--admin-url URL] [--workers N] [--pool N] [--seconds S]\n"
                  "                      [--warmup S] [--query point|sleep|SQL] [--mode pool|async|connect|shared|pipeline]\n"
-                 "                      [--batch N] [--threads N] [--json FILE] [--quiet] [--handoff-after MS]\n",
+                 "                      [--batch N] [--threads N] [--json FILE] [--quiet] [--handoff-after MS]\n"
+                 "                      [--reset discard_all|light|trust_sql_text|none]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -172,7 +188,13 @@ Settings parse(int argc, char** argv) {
         else if (flag == "--batch") s.batch = static_cast<int>(number(flag, value, 1, 10000));
         else if (flag == "--threads") s.threads = static_cast<int>(number(flag, value, 1, 64));
         else if (flag == "--json") s.json = value;
-        else if (flag == "--handoff-after")
+        else if (flag == "--reset") {
+            const auto known = {pg::ResetMode::discard_all, pg::ResetMode::light, pg::ResetMode::trust_sql_text,
+                                pg::ResetMode::none};
+            const auto it = std::find_if(known.begin(), known.end(), [&](auto m) { return value == reset_name(m); });
+            if (it == known.end()) usage("--reset must be discard_all, light, trust_sql_text or none");
+            s.reset = *it;
+        } else if (flag == "--handoff-after")
             s.handoff_after = std::chrono::milliseconds(static_cast<long long>(number(flag, value, 0, 60000)));
         else if (flag == "--mode") {
             if (value == "pool") s.mode = Mode::pool;
@@ -636,7 +658,7 @@ std::string json_escape(std::string_view s) {
 }
 
 struct Summary {
-    std::string mode, query, sql;
+    std::string mode, reset, query, sql;
     int workers = 0;
     std::size_t pool = 0;
     std::uint64_t batch = 1;  // statements per latency recorded (pipeline mode)
@@ -652,10 +674,10 @@ struct Summary {
     std::string line() const {
         char buf[1024];
         std::snprintf(buf, sizeof buf,
-                      "mode=%s query=%s workers=%d pool=%zu batch=%llu seconds=%.3f queries=%llu qps=%.1f p50_ms=%.3f "
+                      "mode=%s reset=%s query=%s workers=%d pool=%zu batch=%llu seconds=%.3f queries=%llu qps=%.1f p50_ms=%.3f "
                       "p95_ms=%.3f p99_ms=%.3f max_ms=%.3f errors=%llu peak_server_connections=%lld "
                       "client_cpu_us_per_query=%.2f peak_rss_kb=%ld context_switches_per_query=%.3f",
-                      mode.c_str(), query.c_str(), workers, pool, static_cast<unsigned long long>(batch), seconds,
+                      mode.c_str(), reset.c_str(), query.c_str(), workers, pool, static_cast<unsigned long long>(batch), seconds,
                       static_cast<unsigned long long>(queries),
                       qps, p50, p95, p99, max, static_cast<unsigned long long>(errors), static_cast<long long>(peak),
                       cpu_us_per_query, peak_rss_kb, switches_per_query);
@@ -673,6 +695,7 @@ struct Summary {
             return std::string(buf);
         };
         field("mode", "\"" + mode + "\"");
+        field("reset", "\"" + reset + "\"");
         field("query", "\"" + query + "\"");
         field("sql", "\"" + json_escape(sql) + "\"");
         field("workers", std::to_string(workers));
@@ -750,7 +773,10 @@ int run(const Settings& settings) {
     std::unique_ptr<pg::Connection> shared;
     std::mutex shared_mutex;
     if (uses_pool(settings.mode)) {
-        pool = std::make_unique<reservoir::PgPool>(config);
+        pool = std::make_unique<reservoir::PgPool>(pg::Driver(config), config.pool,
+                                                   reservoir::sizing::Dynamic(config.pool),
+                                                   reservoir::health::Default(config.pool),
+                                                   pg::context::Reset(settings.reset));
         const auto deadline = Clock::now() + connect_timeout;
         while (pool->stats().idle < settings.pool && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
     } else if (settings.mode == Mode::shared) {
@@ -914,6 +940,7 @@ int run(const Settings& settings) {
 
     Summary s;
     s.mode = mode_name(settings.mode);
+    s.reset = reset_name(settings.reset);
     s.query = work.name();
     s.sql = work.sql();
     s.workers = settings.workers;

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "pg_test_support.hpp"
+#include "session_state_support.hpp"
 
 using namespace pgtest;
 namespace pg = reservoir::pg;
@@ -36,14 +36,15 @@ std::string random_password() {
 }
 
 // A tenant table under FORCE ROW LEVEL SECURITY with a fail-closed policy,
-// owned by the admin, and a fresh LOGIN role that RLS applies to. Dropped
-// afterwards. `also_grant` (the sandbox's app role, for PgBouncer, whose
+// owned by the admin, a fresh LOGIN role that RLS applies to, and a
+// BYPASSRLS role it may SET ROLE to (what a careless borrower could leave
+// set). Dropped afterwards. `also_grant` (the sandbox's app role, for PgBouncer, whose
 // userlist only knows it) gets the same privileges.
 class RlsFixture {
 public:
     explicit RlsFixture(const std::string& also_grant = {})
         : table_(unique_name("tenant_items")), role_(unique_name("reservoir_tenant")),
-          password_(random_password()), also_grant_(also_grant) {
+          bypass_(unique_name("reservoir_bypass")), password_(random_password()), also_grant_(also_grant) {
         auto admin = connect_admin();
         admin.execute("CREATE TABLE " + table_ +
                       " (id bigserial PRIMARY KEY, tenant_id text NOT NULL, payload text);"
@@ -54,16 +55,21 @@ public:
                       " USING (tenant_id = NULLIF(current_setting('app.current_tenant', true), ''))"
                       " WITH CHECK (tenant_id = NULLIF(current_setting('app.current_tenant', true), ''));"
                       "CREATE ROLE " + role_ + " LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB PASSWORD '" +
-                      password_ + "'");
+                      password_ + "'; CREATE ROLE " + bypass_ + " NOLOGIN BYPASSRLS; GRANT " + bypass_ + " TO " +
+                      role_);
         grant(admin, role_);
-        if (!also_grant_.empty()) grant(admin, also_grant_);
+        grant(admin, bypass_);
+        if (!also_grant_.empty()) {
+            grant(admin, also_grant_);
+            admin.execute("GRANT " + bypass_ + " TO " + also_grant_);
+        }
     }
     ~RlsFixture() {
         try {
             auto admin = connect_admin();
             admin.query("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = $1", role_);
-            admin.execute("DROP TABLE IF EXISTS " + table_ + "; DROP OWNED BY " + role_ + "; DROP ROLE IF EXISTS " +
-                          role_);
+            admin.execute("DROP TABLE IF EXISTS " + table_ + "; DROP OWNED BY " + role_ + ", " + bypass_ +
+                          "; DROP ROLE IF EXISTS " + role_ + "; DROP ROLE IF EXISTS " + bypass_);
         } catch (...) {
         }
     }
@@ -72,6 +78,7 @@ public:
 
     const std::string& table() const { return table_; }
     const std::string& role() const { return role_; }
+    const std::string& bypass_role() const { return bypass_; }
     const std::string& password() const { return password_; }
 
     // The app config, connecting as the new role.
@@ -115,7 +122,7 @@ private:
                       table_ + "_id_seq TO " + role);
     }
 
-    std::string table_, role_, password_, also_grant_;
+    std::string table_, role_, bypass_, password_, also_grant_;
 };
 
 // Hostile but legal ids: quotes, SQL, backslashes, unicode, 10 kB.
@@ -128,10 +135,6 @@ std::vector<std::string> tenant_ids() {
             std::string(10 * 1024, 'k') + "'tail"};
 }
 
-std::uint64_t seed_from_env() {
-    if (const char* s = std::getenv("RESERVOIR_TENANT_SEED"); s && *s) return std::strtoull(s, nullptr, 10);
-    return std::random_device{}();
-}
 
 bool is_connection_failure(const reservoir::Error& e) {
     return e.kind() == reservoir::ErrorKind::connection_lost || e.kind() == reservoir::ErrorKind::connect_failed;
@@ -140,16 +143,24 @@ bool is_connection_failure(const reservoir::Error& e) {
 struct ThrownInside {};  // the exception fn throws on purpose
 
 enum Kind { read, insert, throw_inside, division_by_zero, cross_tenant_insert, lease_commit, lease_abandon,
-            bare_read, kinds };
+            bare_read, leave_state, context_check, kinds };
 const char* const kind_names[kinds] = {"read",          "insert",          "throw_inside",
                                        "division_by_zero", "cross_tenant_insert", "lease_commit",
-                                       "lease_abandon",  "bare_read"};
+                                       "lease_abandon",  "bare_read",      "leave_state",
+                                       "context_check"};
 
 // The randomized isolation test: see the brief at the top of the file.
-void run_isolation(const RlsFixture& fx, pg::Config cfg, const char* label) {
+// Some borrowers leave session state behind on purpose (a temporary table
+// shadowing the tenant table with their tenant's rows, the tenant setting at
+// session level, a BYPASSRLS role, search_path with pg_temp first, and the
+// generated mix of session_state_support.hpp); every tenant scope must hold
+// anyway. `behind_pooler`: PgBouncer in transaction mode, where no reset runs
+// between borrowers and a query outside any scope may see what another left
+// (counted and shown, as the docs say), while every scope still holds.
+void run_isolation(const RlsFixture& fx, pg::Config cfg, const char* label, bool behind_pooler) {
     constexpr int threads = 16, max_ops = 3000, kill_every = 400;
     constexpr auto max_time = 45s;
-    const std::uint64_t seed = seed_from_env();
+    const std::uint64_t seed = seed_from("RESERVOIR_TENANT_SEED");
     std::cout << "[tenant isolation " << label << "] seed " << seed << " (set RESERVOIR_TENANT_SEED to replay)\n";
     const auto tenants = tenant_ids();
 
@@ -160,7 +171,9 @@ void run_isolation(const RlsFixture& fx, pg::Config cfg, const char* label) {
     const std::string table = fx.table();
 
     std::atomic<int> issued{0};
-    std::atomic<long> counts[kinds] = {}, lost{0}, violations{0}, unexpected{0}, kills{0};
+    std::atomic<long> counts[kinds] = {}, lost{0}, violations{0}, unexpected{0}, kills{0}, left_failed{0},
+        outside_scope_leaks{0}, pooler_errors{0};
+    const StatePlayground play(config().user);
     std::mutex mu;
     std::string first_problem;
     std::map<std::string, std::set<std::string>> committed, maybe;  // tenant -> payloads
@@ -190,19 +203,22 @@ void run_isolation(const RlsFixture& fx, pg::Config cfg, const char* label) {
     for (int t = 0; t < threads; ++t) {
         workers.emplace_back([&, t] {
             std::mt19937_64 rng(seed * 1000003 + static_cast<std::uint64_t>(t));
+            StateGenerator gen(play, rng(), false);
             for (int op; (op = issued.fetch_add(1)) < max_ops && Clock::now() - start < max_time;) {
                 const std::size_t ti = rng() % tenants.size();
                 const std::string& tenant = tenants[ti];
                 const std::string payload = std::to_string(ti) + ":" + std::to_string(t) + ":" + std::to_string(op);
                 const int roll = static_cast<int>(rng() % 100);
-                const Kind kind = roll < 35   ? read
-                                  : roll < 60 ? insert
-                                  : roll < 68 ? throw_inside
-                                  : roll < 75 ? division_by_zero
-                                  : roll < 82 ? cross_tenant_insert
-                                  : roll < 88 ? lease_commit
-                                  : roll < 94 ? lease_abandon
-                                              : bare_read;
+                const Kind kind = roll < 30   ? read
+                                  : roll < 52 ? insert
+                                  : roll < 59 ? throw_inside
+                                  : roll < 65 ? division_by_zero
+                                  : roll < 71 ? cross_tenant_insert
+                                  : roll < 76 ? lease_commit
+                                  : roll < 81 ? lease_abandon
+                                  : roll < 86 ? bare_read
+                                  : roll < 95 ? leave_state
+                                              : context_check;
                 counts[kind].fetch_add(1);
                 const auto insert_row = [&](pg::Connection& c, const std::string& as_tenant) {
                     c.query("INSERT INTO " + table + " (tenant_id, payload) VALUES ($1, $2)", as_tenant, payload);
@@ -257,7 +273,10 @@ void run_isolation(const RlsFixture& fx, pg::Config cfg, const char* label) {
                                 problem(violations, std::string(kind_names[kind]) + " succeeded");
                             } catch (const pg::QueryError& e) {
                                 const bool expected = e.sqlstate() == (kind == division_by_zero ? "22012" : "42501");
-                                if (!expected) problem(unexpected, e.what());
+                                if (!expected && behind_pooler)
+                                    pooler_errors.fetch_add(1);
+                                else if (!expected)
+                                    problem(unexpected, e.what());
                                 std::lock_guard lk(mu);
                                 must_not_exist.insert(payload);
                             }
@@ -284,15 +303,79 @@ void run_isolation(const RlsFixture& fx, pg::Config cfg, const char* label) {
                             auto lease = pool.acquire();
                             const auto r = lease->query("SELECT count(*), coalesce(current_setting('app.current_tenant', "
                                                         "true), '') FROM " + table);
-                            if (r[0][0].get<std::int64_t>() != 0 || !r[0][1].get<std::string>().empty())
-                                problem(violations, "a query outside any tenant context saw rows or a tenant");
+                            if (r[0][0].get<std::int64_t>() != 0 || !r[0][1].get<std::string>().empty()) {
+                                if (behind_pooler)
+                                    outside_scope_leaks.fetch_add(1);
+                                else
+                                    problem(violations, "a query outside any tenant context saw rows or a tenant");
+                            }
                             break;
                         }
+                        case leave_state:
+                            try {
+                                switch (rng() % 6) {
+                                    case 0:  // a shadow of the tenant table, holding this tenant's rows
+                                        pg::with_tenant(pool, tenant, [&](pg::Connection& c) {
+                                            c.execute("CREATE TABLE IF NOT EXISTS pg_temp." + table +
+                                                      " AS SELECT * FROM " + table);
+                                        });
+                                        break;
+                                    case 1:  // the tenant setting at session level, from inside a scope
+                                        pg::with_tenant(pool, tenant, [&](pg::Connection& c) {
+                                            c.query("SELECT set_config('app.current_tenant', $1, false)", tenant);
+                                        });
+                                        break;
+                                    case 2:  // a BYPASSRLS role, through a DO block
+                                        pool.acquire()->execute("DO $$ BEGIN EXECUTE 'SET ROLE " + fx.bypass_role() +
+                                                                "'; END $$");
+                                        break;
+                                    case 3:
+                                        pool.acquire()->query(
+                                            "SELECT set_config('search_path', 'pg_temp, public', false)");
+                                        break;
+                                    case 4:  // the tenant setting at session level, outside any scope
+                                        pool.acquire()->query("SELECT set_config('app.current_tenant', $1, false)",
+                                                              tenant);
+                                        break;
+                                    default: {
+                                        auto lease = pool.acquire();
+                                        gen.dirty(*lease);
+                                    }
+                                }
+                            } catch (const pg::QueryError&) {
+                                left_failed.fetch_add(1);  // an earlier borrower's state can make it fail
+                            }
+                            break;
+                        case context_check:
+                            pg::with_tenant(pool, tenant, [&](pg::Connection& c) {
+                                const auto r = c.query("SELECT current_user::text, session_user::text, "
+                                                       "current_setting('app.current_tenant'), "
+                                                       "current_setting('app.current_user'), "
+                                                       "(to_regclass($1)::oid = to_regclass($2)::oid)::text",
+                                                       table, "public." + table);
+                                if (r[0][0].get<std::string>() != cfg.user || r[0][1].get<std::string>() != cfg.user)
+                                    problem(violations, "a tenant scope ran as " + r[0][0].get<std::string>());
+                                if (r[0][2].get<std::string>() != tenant || !r[0][3].get<std::string>().empty())
+                                    problem(violations, "a tenant scope had another's settings");
+                                if (r[0][4].get<std::string>() != "true")
+                                    problem(violations, "a temporary table shadowed a table in a tenant scope");
+                                c.execute("SAVEPOINT lastval_probe");
+                                try {
+                                    c.query("SELECT lastval()");
+                                    problem(violations, "lastval() in a tenant scope returned another's id");
+                                } catch (const pg::QueryError& e) {
+                                    if (e.sqlstate() != "55000") throw;
+                                }
+                                c.execute("ROLLBACK TO SAVEPOINT lastval_probe");
+                            });
+                            break;
                         case kinds: break;
                     }
                 } catch (const reservoir::Error& e) {
                     if (is_connection_failure(e))
                         lost.fetch_add(1);
+                    else if (behind_pooler && e.kind() == reservoir::ErrorKind::query)
+                        pooler_errors.fetch_add(1);  // a setting another borrower left (read only, a timeout...)
                     else
                         problem(unexpected, e.what());
                 }
@@ -324,10 +407,14 @@ void run_isolation(const RlsFixture& fx, pg::Config cfg, const char* label) {
         CHECK(have >= payloads.size());
         CHECK(have <= payloads.size() + maybe[tenant].size());
     }
-    {
+    if (!behind_pooler) {
         auto lease = pool.acquire();  // outside any tenant context: nothing
         CHECK(lease->query("SELECT count(*) FROM " + table).scalar<std::int64_t>() == 0);
     }
+    pool.shutdown(5s);
+    // Server sessions that kept what the borrowers left (PgBouncer's) end here.
+    connect_admin().query("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1",
+                          cfg.application_name);
 
     std::cout << "[tenant isolation " << label << "] " << std::min(issued.load(), max_ops) << " ops in "
               << elapsed_ms(start) << " ms:";
@@ -337,7 +424,9 @@ void run_isolation(const RlsFixture& fx, pg::Config cfg, const char* label) {
               << " ambiguous=" << std::accumulate(maybe.begin(), maybe.end(), std::size_t{0}, [](auto n, const auto& kv) {
                      return n + kv.second.size();
                  })
-              << " stats.closes=" << pool.stats().closes.total() << "\n";
+              << " stats.closes=" << pool.stats().closes.total() << " leave_state_failed=" << left_failed.load()
+              << " outside_scope_leaks=" << outside_scope_leaks.load() << " pooler_errors=" << pooler_errors.load()
+              << "\n";
     INFO("first problem: " << first_problem);
     CHECK(violations.load() == 0);
     CHECK(unexpected.load() == 0);
@@ -431,7 +520,7 @@ TEST_CASE("with_tenant commits, rolls back on throw, and leaves no context or di
     CHECK(count_as("a") == 1);
 
     auto lease = pool.acquire();
-    CHECK_FALSE(lease->session_dirty());  // no DISCARD ALL after a tenant operation
+    CHECK_FALSE(lease->session_dirty());  // the scan (trust_sql_text) sees no session state in a tenant operation
     CHECK(lease->transaction_status() == PQTRANS_IDLE);
     CHECK(lease->query("SELECT coalesce(current_setting('app.current_tenant', true), '')").scalar<std::string>() ==
           "");
@@ -442,7 +531,7 @@ TEST_CASE("with_tenant commits, rolls back on throw, and leaves no context or di
 TEST_CASE("tenant isolation under random load, failures and killed backends", "[pg][tenant]") {
     RlsFixture fx;
     fx.require_subject_to_rls(fx.role());
-    run_isolation(fx, fx.config(), "direct");
+    run_isolation(fx, fx.config(), "direct", false);
 }
 
 TEST_CASE("tenant isolation through PgBouncer in transaction mode", "[pg][tenant]") {
@@ -453,7 +542,7 @@ TEST_CASE("tenant isolation through PgBouncer in transaction mode", "[pg][tenant
     fx.require_subject_to_rls(cfg.user);
     cfg.application_name = unique_name("reservoir_tenant_bouncer");
     cfg.pooler = pg::Pooler::pgbouncer;
-    run_isolation(fx, cfg, "pgbouncer");
+    run_isolation(fx, cfg, "pgbouncer", true);
 }
 
 TEST_CASE("session state a tenant borrower leaves is reset as the mode says", "[pg][tenant]") {
@@ -491,7 +580,8 @@ TEST_CASE("session state a tenant borrower leaves is reset as the mode says", "[
         CHECK((value("SELECT count(*) FROM pg_listening_channels()") == "0") == reset);
         CHECK((value("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()") ==
                "0") == reset);
-        CHECK((value("SELECT current_user") == cfg.user) == reset);
+        // The scope itself resets the role, whatever the mode: SET ROLE outlives it only outside scopes.
+        CHECK(value("SELECT current_user") == cfg.user);
         CHECK((value("SELECT count(*) FROM pg_prepared_statements") == "1") == (mode != pg::ResetMode::discard_all));
     });
     {
@@ -553,4 +643,38 @@ TEST_CASE("tenant failures never show a password, in errors or events", "[pg][te
         INFO(m);
         CHECK(m.find(fx.password()) == std::string::npos);
     }
+}
+
+TEST_CASE("tenant statements are schema-qualified: a hostile search_path cannot redirect them", "[pg][tenant]") {
+    RlsFixture fx;
+    const std::string hostile = unique_name("hostile");
+    auto admin = connect_admin();
+    // Same signatures as pg_catalog's: listed before pg_catalog, they would win.
+    admin.execute("CREATE SCHEMA " + hostile + "; GRANT USAGE ON SCHEMA " + hostile + " TO PUBLIC;"
+                  "CREATE FUNCTION " + hostile + ".set_config(text, text, boolean) RETURNS text LANGUAGE sql "
+                  "  AS $$ SELECT pg_catalog.set_config($1, 't01', $3) $$;"
+                  "CREATE FUNCTION " + hostile + ".concat(VARIADIC \"any\") RETURNS text LANGUAGE internal "
+                  "  AS 'text_concat';"
+                  "CREATE FUNCTION " + hostile + ".ltrim(text, text) RETURNS text LANGUAGE sql "
+                  "  AS $$ SELECT 'pg_temp' $$;"
+                  "CREATE FUNCTION " + hostile + ".pg_advisory_unlock_all() RETURNS void LANGUAGE sql AS $$ $$");
+    auto cfg = fx.config();
+    cfg.pool.min_size = 1;
+    cfg.pool.max_size = 1;
+    for (const auto mode : {pg::ResetMode::discard_all, pg::ResetMode::light, pg::ResetMode::trust_sql_text,
+                            pg::ResetMode::none}) {
+        reservoir::TenantPool pool(pg::Driver(cfg), cfg.pool, reservoir::sizing::Dynamic(cfg.pool),
+                                   reservoir::health::Default(cfg.pool), pg::context::Tenant(mode));
+        INFO("mode " << static_cast<int>(mode));
+        // Out of any scan's sight: only the modes that reset every lease undo it.
+        pool.acquire()->execute("DO $$ BEGIN EXECUTE 'SET search_path = " + hostile +
+                                ", pg_catalog, public'; END $$");
+        pg::with_tenant(pool, "t02", [&](pg::Connection& c) {
+            const auto r = c.query("SELECT pg_catalog.current_setting('app.current_tenant'), "
+                                   "pg_catalog.current_setting('search_path')");
+            CHECK(r[0][0].get<std::string>() == "t02");
+            CHECK(r[0][1].get<std::string>() == "\"$user\", public, pg_temp");
+        });
+    }
+    admin.execute("DROP SCHEMA " + hostile + " CASCADE");
 }

@@ -138,7 +138,8 @@ public:
     void send(const SqlText& sql, const Args&... args) {
         const Params params(args...);
         const time_point now = std::chrono::steady_clock::now();
-        PGconn* c = start(sql.c_str(), [&](PGconn* conn) { return send_params(conn, sql.c_str(), params); });
+        PGconn* c = start(
+            sql.c_str(), [&](PGconn* conn) { return send_params(conn, sql.c_str(), params); }, true);
         in_flight_ = true;
         sent_at_ = now;
         // Only slow query events read the text; the capacity is kept, so no allocation once warm.
@@ -217,7 +218,9 @@ public:
     // per borrow to narrow a window that the next statement's send reopens.
     bool usable() const noexcept {
         PGconn* c = conn_.get();
-        if (!c || in_flight_ || must_evict() || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)
+        // A session reset in flight leaves the session active until its answer is read.
+        if (!c || in_flight_ || must_evict() || PQstatus(c) != CONNECTION_OK ||
+            (!reset_sent_ && PQtransactionStatus(c) != PQTRANS_IDLE))
             return false;
         if (std::chrono::steady_clock::now() - answered_at_ < recent_answer) return true;
         for (int reads = 0; reads < 4 && detail::readable_now(PQsocket(c)); ++reads)
@@ -257,10 +260,20 @@ public:
     // LISTEN, temporary tables, advisory locks...): see session.hpp.
     bool session_dirty() const noexcept { return session_.dirty(); }
     ResetMode session_reset() const noexcept { return session_reset_; }
+    // The borrower's view: the pool's session reset still in flight is not a statement of its own.
     PGTransactionStatusType transaction_status() const noexcept {
+        if (reset_sent_) return PQTRANS_IDLE;
         return conn_ ? PQtransactionStatus(conn_.get()) : PQTRANS_UNKNOWN;
     }
     int backend_pid() const noexcept { return conn_ ? PQbackendPID(conn_.get()) : 0; }
+    // For libpq calls of your own. The non-const one first reads the answer
+    // of a session reset still in flight (up to reset_answer_wait), so that
+    // libpq is idle and out of pipeline mode; a reset that failed marks the
+    // connection to be closed, and the next statement through it throws.
+    PGconn* native_handle() noexcept {
+        if (reset_sent_) finish_reset(std::chrono::steady_clock::now() + reset_answer_wait);
+        return conn_.get();
+    }
     PGconn* native_handle() const noexcept { return conn_.get(); }
 
 private:
@@ -275,7 +288,64 @@ private:
     Result query_params(time_point deadline, std::string_view scanned, const char* sql, const Args&... args) {
         const Params params(args...);
         const detail::StatementTimer timer(metrics_.get(), sql);
-        return run(deadline, OnTimeout::cancel, scanned, [&](PGconn* c) { return send_params(c, sql, params); });
+        return run(
+            deadline, OnTimeout::cancel, scanned, [&](PGconn* c) { return send_params(c, sql, params); }, true);
+    }
+
+    // The session reset of a returned connection (context.hpp), sent in
+    // libpq's pipeline mode, with a sync of its own, without waiting for its
+    // answer. The server runs it before anything sent after it, so no
+    // statement of the next borrower can see the session before it. That
+    // borrower's first statement with parameters (query(), send()) goes
+    // behind it in the same pipeline, with no wait; anything else first reads
+    // the reset's answer (finish_reset). A reset that fails withholds the
+    // result of the statement behind it (ConnectionLost) and closes the connection.
+    bool send_reset(const char* const* statements, std::size_t count) noexcept {
+        PGconn* c = conn_.get();
+        if (!c || in_flight_ || PQtransactionStatus(c) != PQTRANS_IDLE || !PQenterPipelineMode(c)) return false;
+        reset_sent_ = true;  // set before sending: a failure leaves it to be closed
+        for (std::size_t i = 0; i < count; ++i)
+            if (!PQsendQueryParams(c, statements[i], 0, nullptr, nullptr, nullptr, nullptr, 0)) return false;
+        return PQpipelineSync(c) && PQflush(c) >= 0;  // what is left is flushed with the next send
+    }
+    bool reset_sent() const noexcept { return reset_sent_; }
+
+    // Reads the reset's answer as far as it has arrived, never blocking: 1
+    // once it is all in and good, 0 not yet, -1 failed (to be closed).
+    int read_reset(PGconn* c) noexcept {
+        for (bool after_null = false; !PQisBusy(c);) {
+            detail::ResultPtr r(PQgetResult(c));
+            if (!r) {
+                if (after_null || PQstatus(c) != CONNECTION_OK) return fail_reset();
+                after_null = true;  // the end of one statement's results
+                continue;
+            }
+            after_null = false;
+            const ExecStatusType status = PQresultStatus(r.get());
+            if (status == PGRES_PIPELINE_SYNC) {
+                reset_sent_ = false;
+                while (PGnotify* n = PQnotifies(c)) PQfreemem(n);  // for the last borrower's LISTEN
+                if (!statement_behind_reset_ && !PQexitPipelineMode(c)) return fail_reset();
+                return 1;
+            }
+            if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) return fail_reset();
+        }
+        return PQstatus(c) == CONNECTION_OK ? 0 : fail_reset();
+    }
+    int fail_reset() noexcept {
+        evict_ = true;
+        reset_failed_ = true;
+        return -1;
+    }
+
+    // Reads the reset's answer, waiting up to the deadline; false if it failed.
+    bool finish_reset(time_point deadline) noexcept {
+        PGconn* c = conn_.get();
+        for (bool sent = c && flush(c, deadline);;) {
+            const int state = sent ? read_reset(c) : fail_reset();
+            if (state != 0) return state > 0;
+            sent = await_result(c, deadline);
+        }
     }
 
     static int send_params(PGconn* c, const char* sql, const Params& params) noexcept {
@@ -288,9 +358,9 @@ private:
         abandon,  // leave it to be closed (session resets, whose caller closes it)
     };
     template <class Send>
-    Result run(time_point deadline, OnTimeout on_timeout, std::string_view sql, Send send) {
+    Result run(time_point deadline, OnTimeout on_timeout, std::string_view sql, Send send, bool params = false) {
         const time_point start_time = std::chrono::steady_clock::now();
-        PGconn* c = start(sql, send);
+        PGconn* c = start(sql, send, params);
         if (!flush(c, deadline)) timed_out(start_time, deadline, on_timeout);
         Answer answer;
         do {
@@ -308,21 +378,44 @@ private:
     };
 
     // Starts a statement (blocking or not): the session tracker scans `sql`.
+    // `params`: sent with PQsendQueryParams, so it may go behind a session
+    // reset still in flight (pipeline mode allows only the extended protocol).
     template <class Send>
-    PGconn* start(std::string_view sql, Send send) {
-        PGconn* c = ready_connection();
+    PGconn* start(std::string_view sql, Send send, bool params = false) {
+        PGconn* c = ready_connection(params);
         session_.note_sql(sql);
         if (!send(c)) throw_failure(c, nullptr);
+        if (reset_sent_) {
+            statement_behind_reset_ = true;
+            if (!PQpipelineSync(c)) throw_failure(c, nullptr);
+        }
         return c;
     }
 
     // Reads the results that have arrived into `answer`, never blocking: true
     // once the last is in (or a COPY began, or the connection broke).
     bool read_results(PGconn* c, Answer& answer) noexcept {
+        if (reset_sent_) {  // this statement went behind the reset: its answer comes first
+            const int state = read_reset(c);
+            if (state < 0) return true;  // finish() withholds the result
+            if (state == 0) return false;
+        }
+        bool after_null = false;
         while (!PQisBusy(c)) {
             detail::ResultPtr r(PQgetResult(c));
-            if (!r) return true;
+            if (!r) {
+                // Behind a reset, its pipeline's sync is next (unless the connection broke).
+                if (!statement_behind_reset_ || PQstatus(c) != CONNECTION_OK || std::exchange(after_null, true))
+                    return true;
+                continue;
+            }
+            after_null = false;
             const ExecStatusType status = PQresultStatus(r.get());
+            if (status == PGRES_PIPELINE_SYNC) {
+                statement_behind_reset_ = false;
+                if (!PQexitPipelineMode(c)) evict_ = true;
+                return true;
+            }
             if (is_copy(status)) {
                 answer.copy = true;
                 return true;
@@ -342,6 +435,11 @@ private:
 
     // The result of a statement read to the end, or what its failure throws.
     Result finish(PGconn* c, Answer answer) {
+        if (reset_failed_) {
+            reset_failed_ = false;
+            throw ConnectionLost("reservoir: connection lost: the session reset before this statement failed; its "
+                                 "result is withheld and the connection will be closed");
+        }
         if (answer.copy) {
             evict_ = true;
             throw QueryError("reservoir: COPY is not supported by query() or execute(); the connection will "
@@ -353,14 +451,20 @@ private:
         return Result(std::move(answer.last));
     }
 
-    PGconn* ready_connection() {
+    // `behind_reset`: the statement may go behind a session reset in flight.
+    PGconn* ready_connection(bool behind_reset = false) {
         PGconn* c = conn_.get();
         if (!c) throw ConnectionLost("reservoir: connection is closed");
         if (PQstatus(c) != CONNECTION_OK) throw_failure(c, nullptr);
         if (in_flight_)  // the caller's to finish: the session is fine
             throw QueryError("reservoir: a statement sent with send() is still in flight; take its result() first",
                              "55000");
-        if (PQtransactionStatus(c) == PQTRANS_ACTIVE) {
+        if (reset_sent_ && !behind_reset &&
+            !finish_reset(std::chrono::steady_clock::now() + reset_answer_wait)) {
+            reset_failed_ = false;
+            throw ConnectionLost("reservoir: connection lost: the session reset failed; the connection will be closed");
+        }
+        if (!reset_sent_ && PQtransactionStatus(c) == PQTRANS_ACTIVE) {  // (the reset is active until read)
             evict_ = true;
             throw ConnectionLost("reservoir: connection is still busy with an earlier statement that could not "
                                  "be drained; it cannot be used");
@@ -392,7 +496,9 @@ private:
 
     [[noreturn]] void timed_out(time_point start, time_point deadline, OnTimeout on_timeout) {
         const time_point now = std::chrono::steady_clock::now();
-        const bool kept = on_timeout == OnTimeout::cancel && cancel_and_drain(now + cancel_grace(deadline - start));
+        // Timed out in a pipeline (behind a session reset): given up, which is rare and simpler.
+        const bool kept = on_timeout == OnTimeout::cancel && PQpipelineStatus(conn_.get()) == PQ_PIPELINE_OFF &&
+                          cancel_and_drain(now + cancel_grace(deadline - start));
         if (!kept) evict_ = true;
         throw QueryError("reservoir: query timed out after " + detail::ms_text(now - start) +
                              " (client-side deadline); " +
@@ -468,6 +574,10 @@ private:
     detail::SessionTracker session_;
     ResetMode session_reset_;
     bool evict_ = false;
+    // The session reset of send_reset(): its answer is still unread; a
+    // statement was sent behind it; it failed (the statement's result is withheld).
+    bool reset_sent_ = false, statement_behind_reset_ = false, reset_failed_ = false;
+    static constexpr duration reset_answer_wait = std::chrono::seconds(5);  // for an answer already on its way
     bool ping_in_flight_ = false;  // sent by a ping that ran out of time; the next ping reads its answer
     static constexpr duration recent_answer = std::chrono::milliseconds(1);
     time_point answered_at_{};  // when the last statement's results were all read (see usable())

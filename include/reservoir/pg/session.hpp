@@ -1,21 +1,32 @@
 #pragma once
-// Session state that a borrower can leave behind, as seen from the client:
-// the command tags the server returned and a scan of the SQL text sent. It is
-// deliberately conservative: a false "dirty" costs one reset, a missed one
-// leaks state to the next borrower.
+// What a returned connection's session is reset with, per ResetMode, and the
+// statement-text scanner that only ResetMode::trust_sql_text relies on.
+//
+// The default modes reset after every lease, whatever SQL ran: session state
+// can be changed by functions, DO blocks, rules, triggers and escaped
+// identifiers that no scan of the text or the command tags can see, so they
+// never guess. See docs/tenant-isolation.md for what each mode guarantees.
 
 #include <cstddef>
 #include <string_view>
 
 namespace reservoir::pg {
 
-// How the pg context policy cleans a session that was left dirty.
+// How the pg context policy cleans a returned connection's session.
 enum class ResetMode {
-    // DISCARD ALL: everything, prepared statements included. The default.
+    // DISCARD ALL after every lease: the next borrower gets a session like a
+    // fresh one (see the docs for the residues no reset can undo). The default.
     discard_all,
-    // Settings, role, cursors, LISTEN, advisory locks and temporary tables,
-    // but prepared statements are kept (for applications that cache them).
+    // After every lease, what DISCARD ALL does except DEALLOCATE ALL and
+    // DISCARD PLANS: prepared statements are kept (for applications that
+    // cache them), and with them their names and text.
     light,
+    // Trusts the application: DISCARD ALL only after a lease whose SQL text
+    // or command tags show session state (SET, PREPARE, LISTEN, "temp",
+    // set_config, advisory locks...). State changed where the scan cannot see
+    // it (a function, a DO block, CREATE TABLE pg_temp.x, lastval()) reaches
+    // the next borrower. Opt-in, for applications that never do that.
+    trust_sql_text,
     // No session reset (PgBouncer in transaction mode: the server session is
     // not ours). An open transaction is still rolled back.
     none,
@@ -23,15 +34,19 @@ enum class ResetMode {
 
 namespace detail {
 
-// The light reset. RESET ALL does not reset the role: in PostgreSQL 15 `role`
-// and `session_authorization` are excluded from RESET ALL (checked against a
-// 15.18 server; the RESET docs only say "all settable run-time parameters").
-// SET SESSION AUTHORIZATION DEFAULT undoes both SET ROLE and SET SESSION
-// AUTHORIZATION and any user may run it; DISCARD ALL starts with it too.
-inline constexpr const char* light_reset_sql =
-    "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; "
-    "SELECT pg_advisory_unlock_all(); DISCARD TEMP";
-inline constexpr const char* discard_all_sql = "DISCARD ALL";  // must run outside a transaction block
+// The session resets, as statements sent one by one in a pipeline with one
+// sync (context.hpp), so they run as one implicit transaction: DISCARD ALL
+// alone (it refuses a transaction block), the light reset together.
+// The light reset is DISCARD ALL's documented steps but DEALLOCATE ALL and
+// DISCARD PLANS. RESET ALL does not reset the role (PostgreSQL excludes
+// `role` and `session_authorization` from it); SET SESSION AUTHORIZATION
+// DEFAULT undoes both SET ROLE and SET SESSION AUTHORIZATION and any user may
+// run it. RESET ALL runs before the function call, so the call is resolved
+// with the reset search_path; it is schema-qualified anyway.
+inline constexpr const char* discard_all_statements[] = {"DISCARD ALL"};
+inline constexpr const char* light_reset_statements[] = {
+    "SET SESSION AUTHORIZATION DEFAULT", "RESET ALL",    "CLOSE ALL",         "UNLISTEN *",
+    "SELECT pg_catalog.pg_advisory_unlock_all()", "DISCARD TEMP", "DISCARD SEQUENCES"};
 
 inline char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -55,6 +70,9 @@ inline bool contains(std::string_view text, std::string_view needle, bool whole_
     return false;
 }
 
+// The scan of ResetMode::trust_sql_text, and of it alone: it misses state
+// changed through functions, DO blocks, rules, triggers, pg_temp-qualified
+// names, U&-escaped identifiers and sequences (lastval).
 class SessionTracker {
 public:
     // State no command tag reveals: temporary objects (CREATE TEMP TABLE and

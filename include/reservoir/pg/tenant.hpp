@@ -13,7 +13,10 @@
 // Works on a PgPool (default setting names) or a TenantPool, whose
 // context::BasicTenant<Settings> names the settings. Either way the pool's
 // context policy rolls back a connection returned mid-transaction, so no
-// tenant context reaches the next borrower.
+// tenant context reaches the next borrower; and the transaction's first
+// statement resets, for the transaction, the role, session user and
+// search_path an earlier borrower may have left (behind PgBouncer, where no
+// reset runs between borrowers), so none can redirect the tenant.
 
 #include <libpq-fe.h>
 
@@ -69,14 +72,34 @@ inline void check_tenant_context(const TenantContext& ctx) {
     check_tenant_field("session", ctx.session, false);
 }
 
-// Sets the context without marking the session dirty: set_config(..., true)
-// is transaction-local and leaves nothing for a session reset to undo.
+// The statement that opens a tenant's transaction, sent in one message with
+// BEGIN (simple protocol: no parameters here). DISCARD SEQUENCES: lastval()
+// and currval() would otherwise return another borrower's last insert id
+// behind PgBouncer, where no reset runs between borrowers.
+inline constexpr const char* tenant_begin_sql = "BEGIN; DISCARD SEQUENCES";
+
+// Sets the context, transaction-locally, whatever session state the
+// connection carries (behind PgBouncer, or in ResetMode::trust_sql_text, a
+// borrower may have left SET ROLE, a search_path or a temporary table):
+// the session user and role go back to their reset values (a leaked
+// BYPASSRLS role would see every row), search_path to its reset value with
+// pg_temp last (a temporary table could otherwise shadow the tenant table),
+// then the tenant settings. Every name is schema-qualified and no operator
+// is used, so no search_path can redirect a call. The nested set_config
+// returns the reset value, which orders the two search_path steps.
+// The session is not marked dirty: all of it is transaction-local.
+inline constexpr const char* tenant_context_sql =
+    "SELECT pg_catalog.set_config('session_authorization', NULL, true), "
+    "pg_catalog.set_config('role', NULL, true), "
+    "pg_catalog.set_config('search_path', pg_catalog.ltrim(pg_catalog.concat("
+    "pg_catalog.set_config('search_path', NULL, true), ', pg_temp'), ', '), true), "
+    "pg_catalog.set_config($1, $2, true), pg_catalog.set_config($3, $4, true), pg_catalog.set_config($5, $6, true)";
+
 struct TenantAccess {
     template <class Settings>
     static void set_context(Connection& conn, const TenantContext& ctx) {
-        conn.query_params(detail::deadline_after(conn.query_timeout()), "",
-                          "SELECT set_config($1, $2, true), set_config($3, $4, true), set_config($5, $6, true)",
-                          Settings::tenant, ctx.tenant, Settings::user, ctx.user, Settings::session, ctx.session);
+        conn.query_params(detail::deadline_after(conn.query_timeout()), "", tenant_context_sql, Settings::tenant,
+                          ctx.tenant, Settings::user, ctx.user, Settings::session, ctx.session);
     }
 };
 
@@ -151,7 +174,7 @@ public:
     // Opens the tenant's transaction on `lease` (idle, as the pool hands it out).
     TenantLease(PoolLease lease, const TenantContext& ctx) : lease_(std::move(lease)) {
         detail::check_tenant_context(ctx);
-        lease_->execute("BEGIN");
+        lease_->execute(detail::tenant_begin_sql);
         detail::TenantAccess::set_context<Settings>(*lease_, ctx);
     }
     TenantLease(TenantLease&&) noexcept = default;

@@ -27,7 +27,7 @@ int main() try {
             const auto bucket = row.get<std::optional<int>>("bucket");
             std::printf("id=%lld name=%s bucket=%d\n", static_cast<long long>(id), name.c_str(), bucket.value_or(0));
         }
-    }  // the lease goes back to the pool here, rolled back and reset if it was left dirty
+    }  // the lease goes back to the pool here, rolled back if need be, its session reset
     std::printf("pool: total=%zu idle=%zu\n", pool.stats().total, pool.stats().idle);
     pool.shutdown(std::chrono::seconds(5));
     return 0;

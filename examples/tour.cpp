@@ -37,7 +37,7 @@ int main() try {
         auto lease = pool.acquire();  // waits up to acquire_timeout, first come first served
         auto rows = lease->query("SELECT id, name FROM items WHERE id = $1", 42);  // a parameter, never spliced
         for (auto row : rows) std::cout << row.get<std::string>("name") << "\n";
-    }  // back in the pool here, rolled back and reset if left dirty
+    }  // back in the pool here, rolled back if need be, its session reset
 
     auto marked = reservoir::pg::transaction(pool.acquire(), [](reservoir::pg::Connection& c) {
         return c.query("UPDATE items SET seen = true WHERE NOT seen").affected_rows();

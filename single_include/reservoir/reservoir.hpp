@@ -5520,23 +5520,34 @@ private:
 
 }  // namespace reservoir::pg
 // ---- reservoir/pg/session.hpp
-// Session state that a borrower can leave behind, as seen from the client:
-// the command tags the server returned and a scan of the SQL text sent. It is
-// deliberately conservative: a false "dirty" costs one reset, a missed one
-// leaks state to the next borrower.
+// What a returned connection's session is reset with, per ResetMode, and the
+// statement-text scanner that only ResetMode::trust_sql_text relies on.
+//
+// The default modes reset after every lease, whatever SQL ran: session state
+// can be changed by functions, DO blocks, rules, triggers and escaped
+// identifiers that no scan of the text or the command tags can see, so they
+// never guess. See docs/tenant-isolation.md for what each mode guarantees.
 
 #include <cstddef>
 #include <string_view>
 
 namespace reservoir::pg {
 
-// How the pg context policy cleans a session that was left dirty.
+// How the pg context policy cleans a returned connection's session.
 enum class ResetMode {
-    // DISCARD ALL: everything, prepared statements included. The default.
+    // DISCARD ALL after every lease: the next borrower gets a session like a
+    // fresh one (see the docs for the residues no reset can undo). The default.
     discard_all,
-    // Settings, role, cursors, LISTEN, advisory locks and temporary tables,
-    // but prepared statements are kept (for applications that cache them).
+    // After every lease, what DISCARD ALL does except DEALLOCATE ALL and
+    // DISCARD PLANS: prepared statements are kept (for applications that
+    // cache them), and with them their names and text.
     light,
+    // Trusts the application: DISCARD ALL only after a lease whose SQL text
+    // or command tags show session state (SET, PREPARE, LISTEN, "temp",
+    // set_config, advisory locks...). State changed where the scan cannot see
+    // it (a function, a DO block, CREATE TABLE pg_temp.x, lastval()) reaches
+    // the next borrower. Opt-in, for applications that never do that.
+    trust_sql_text,
     // No session reset (PgBouncer in transaction mode: the server session is
     // not ours). An open transaction is still rolled back.
     none,
@@ -5544,15 +5555,19 @@ enum class ResetMode {
 
 namespace detail {
 
-// The light reset. RESET ALL does not reset the role: in PostgreSQL 15 `role`
-// and `session_authorization` are excluded from RESET ALL (checked against a
-// 15.18 server; the RESET docs only say "all settable run-time parameters").
-// SET SESSION AUTHORIZATION DEFAULT undoes both SET ROLE and SET SESSION
-// AUTHORIZATION and any user may run it; DISCARD ALL starts with it too.
-inline constexpr const char* light_reset_sql =
-    "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; "
-    "SELECT pg_advisory_unlock_all(); DISCARD TEMP";
-inline constexpr const char* discard_all_sql = "DISCARD ALL";  // must run outside a transaction block
+// The session resets, as statements sent one by one in a pipeline with one
+// sync (context.hpp), so they run as one implicit transaction: DISCARD ALL
+// alone (it refuses a transaction block), the light reset together.
+// The light reset is DISCARD ALL's documented steps but DEALLOCATE ALL and
+// DISCARD PLANS. RESET ALL does not reset the role (PostgreSQL excludes
+// `role` and `session_authorization` from it); SET SESSION AUTHORIZATION
+// DEFAULT undoes both SET ROLE and SET SESSION AUTHORIZATION and any user may
+// run it. RESET ALL runs before the function call, so the call is resolved
+// with the reset search_path; it is schema-qualified anyway.
+inline constexpr const char* discard_all_statements[] = {"DISCARD ALL"};
+inline constexpr const char* light_reset_statements[] = {
+    "SET SESSION AUTHORIZATION DEFAULT", "RESET ALL",    "CLOSE ALL",         "UNLISTEN *",
+    "SELECT pg_catalog.pg_advisory_unlock_all()", "DISCARD TEMP", "DISCARD SEQUENCES"};
 
 inline char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -5576,6 +5591,9 @@ inline bool contains(std::string_view text, std::string_view needle, bool whole_
     return false;
 }
 
+// The scan of ResetMode::trust_sql_text, and of it alone: it misses state
+// changed through functions, DO blocks, rules, triggers, pg_temp-qualified
+// names, U&-escaped identifiers and sequences (lastval).
 class SessionTracker {
 public:
     // State no command tag reveals: temporary objects (CREATE TEMP TABLE and
@@ -5711,7 +5729,8 @@ public:
     void send(const SqlText& sql, const Args&... args) {
         const Params params(args...);
         const time_point now = std::chrono::steady_clock::now();
-        PGconn* c = start(sql.c_str(), [&](PGconn* conn) { return send_params(conn, sql.c_str(), params); });
+        PGconn* c = start(
+            sql.c_str(), [&](PGconn* conn) { return send_params(conn, sql.c_str(), params); }, true);
         in_flight_ = true;
         sent_at_ = now;
         // Only slow query events read the text; the capacity is kept, so no allocation once warm.
@@ -5790,7 +5809,9 @@ public:
     // per borrow to narrow a window that the next statement's send reopens.
     bool usable() const noexcept {
         PGconn* c = conn_.get();
-        if (!c || in_flight_ || must_evict() || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)
+        // A session reset in flight leaves the session active until its answer is read.
+        if (!c || in_flight_ || must_evict() || PQstatus(c) != CONNECTION_OK ||
+            (!reset_sent_ && PQtransactionStatus(c) != PQTRANS_IDLE))
             return false;
         if (std::chrono::steady_clock::now() - answered_at_ < recent_answer) return true;
         for (int reads = 0; reads < 4 && detail::readable_now(PQsocket(c)); ++reads)
@@ -5830,10 +5851,20 @@ public:
     // LISTEN, temporary tables, advisory locks...): see session.hpp.
     bool session_dirty() const noexcept { return session_.dirty(); }
     ResetMode session_reset() const noexcept { return session_reset_; }
+    // The borrower's view: the pool's session reset still in flight is not a statement of its own.
     PGTransactionStatusType transaction_status() const noexcept {
+        if (reset_sent_) return PQTRANS_IDLE;
         return conn_ ? PQtransactionStatus(conn_.get()) : PQTRANS_UNKNOWN;
     }
     int backend_pid() const noexcept { return conn_ ? PQbackendPID(conn_.get()) : 0; }
+    // For libpq calls of your own. The non-const one first reads the answer
+    // of a session reset still in flight (up to reset_answer_wait), so that
+    // libpq is idle and out of pipeline mode; a reset that failed marks the
+    // connection to be closed, and the next statement through it throws.
+    PGconn* native_handle() noexcept {
+        if (reset_sent_) finish_reset(std::chrono::steady_clock::now() + reset_answer_wait);
+        return conn_.get();
+    }
     PGconn* native_handle() const noexcept { return conn_.get(); }
 
 private:
@@ -5848,7 +5879,64 @@ private:
     Result query_params(time_point deadline, std::string_view scanned, const char* sql, const Args&... args) {
         const Params params(args...);
         const detail::StatementTimer timer(metrics_.get(), sql);
-        return run(deadline, OnTimeout::cancel, scanned, [&](PGconn* c) { return send_params(c, sql, params); });
+        return run(
+            deadline, OnTimeout::cancel, scanned, [&](PGconn* c) { return send_params(c, sql, params); }, true);
+    }
+
+    // The session reset of a returned connection (context.hpp), sent in
+    // libpq's pipeline mode, with a sync of its own, without waiting for its
+    // answer. The server runs it before anything sent after it, so no
+    // statement of the next borrower can see the session before it. That
+    // borrower's first statement with parameters (query(), send()) goes
+    // behind it in the same pipeline, with no wait; anything else first reads
+    // the reset's answer (finish_reset). A reset that fails withholds the
+    // result of the statement behind it (ConnectionLost) and closes the connection.
+    bool send_reset(const char* const* statements, std::size_t count) noexcept {
+        PGconn* c = conn_.get();
+        if (!c || in_flight_ || PQtransactionStatus(c) != PQTRANS_IDLE || !PQenterPipelineMode(c)) return false;
+        reset_sent_ = true;  // set before sending: a failure leaves it to be closed
+        for (std::size_t i = 0; i < count; ++i)
+            if (!PQsendQueryParams(c, statements[i], 0, nullptr, nullptr, nullptr, nullptr, 0)) return false;
+        return PQpipelineSync(c) && PQflush(c) >= 0;  // what is left is flushed with the next send
+    }
+    bool reset_sent() const noexcept { return reset_sent_; }
+
+    // Reads the reset's answer as far as it has arrived, never blocking: 1
+    // once it is all in and good, 0 not yet, -1 failed (to be closed).
+    int read_reset(PGconn* c) noexcept {
+        for (bool after_null = false; !PQisBusy(c);) {
+            detail::ResultPtr r(PQgetResult(c));
+            if (!r) {
+                if (after_null || PQstatus(c) != CONNECTION_OK) return fail_reset();
+                after_null = true;  // the end of one statement's results
+                continue;
+            }
+            after_null = false;
+            const ExecStatusType status = PQresultStatus(r.get());
+            if (status == PGRES_PIPELINE_SYNC) {
+                reset_sent_ = false;
+                while (PGnotify* n = PQnotifies(c)) PQfreemem(n);  // for the last borrower's LISTEN
+                if (!statement_behind_reset_ && !PQexitPipelineMode(c)) return fail_reset();
+                return 1;
+            }
+            if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) return fail_reset();
+        }
+        return PQstatus(c) == CONNECTION_OK ? 0 : fail_reset();
+    }
+    int fail_reset() noexcept {
+        evict_ = true;
+        reset_failed_ = true;
+        return -1;
+    }
+
+    // Reads the reset's answer, waiting up to the deadline; false if it failed.
+    bool finish_reset(time_point deadline) noexcept {
+        PGconn* c = conn_.get();
+        for (bool sent = c && flush(c, deadline);;) {
+            const int state = sent ? read_reset(c) : fail_reset();
+            if (state != 0) return state > 0;
+            sent = await_result(c, deadline);
+        }
     }
 
     static int send_params(PGconn* c, const char* sql, const Params& params) noexcept {
@@ -5861,9 +5949,9 @@ private:
         abandon,  // leave it to be closed (session resets, whose caller closes it)
     };
     template <class Send>
-    Result run(time_point deadline, OnTimeout on_timeout, std::string_view sql, Send send) {
+    Result run(time_point deadline, OnTimeout on_timeout, std::string_view sql, Send send, bool params = false) {
         const time_point start_time = std::chrono::steady_clock::now();
-        PGconn* c = start(sql, send);
+        PGconn* c = start(sql, send, params);
         if (!flush(c, deadline)) timed_out(start_time, deadline, on_timeout);
         Answer answer;
         do {
@@ -5881,21 +5969,44 @@ private:
     };
 
     // Starts a statement (blocking or not): the session tracker scans `sql`.
+    // `params`: sent with PQsendQueryParams, so it may go behind a session
+    // reset still in flight (pipeline mode allows only the extended protocol).
     template <class Send>
-    PGconn* start(std::string_view sql, Send send) {
-        PGconn* c = ready_connection();
+    PGconn* start(std::string_view sql, Send send, bool params = false) {
+        PGconn* c = ready_connection(params);
         session_.note_sql(sql);
         if (!send(c)) throw_failure(c, nullptr);
+        if (reset_sent_) {
+            statement_behind_reset_ = true;
+            if (!PQpipelineSync(c)) throw_failure(c, nullptr);
+        }
         return c;
     }
 
     // Reads the results that have arrived into `answer`, never blocking: true
     // once the last is in (or a COPY began, or the connection broke).
     bool read_results(PGconn* c, Answer& answer) noexcept {
+        if (reset_sent_) {  // this statement went behind the reset: its answer comes first
+            const int state = read_reset(c);
+            if (state < 0) return true;  // finish() withholds the result
+            if (state == 0) return false;
+        }
+        bool after_null = false;
         while (!PQisBusy(c)) {
             detail::ResultPtr r(PQgetResult(c));
-            if (!r) return true;
+            if (!r) {
+                // Behind a reset, its pipeline's sync is next (unless the connection broke).
+                if (!statement_behind_reset_ || PQstatus(c) != CONNECTION_OK || std::exchange(after_null, true))
+                    return true;
+                continue;
+            }
+            after_null = false;
             const ExecStatusType status = PQresultStatus(r.get());
+            if (status == PGRES_PIPELINE_SYNC) {
+                statement_behind_reset_ = false;
+                if (!PQexitPipelineMode(c)) evict_ = true;
+                return true;
+            }
             if (is_copy(status)) {
                 answer.copy = true;
                 return true;
@@ -5915,6 +6026,11 @@ private:
 
     // The result of a statement read to the end, or what its failure throws.
     Result finish(PGconn* c, Answer answer) {
+        if (reset_failed_) {
+            reset_failed_ = false;
+            throw ConnectionLost("reservoir: connection lost: the session reset before this statement failed; its "
+                                 "result is withheld and the connection will be closed");
+        }
         if (answer.copy) {
             evict_ = true;
             throw QueryError("reservoir: COPY is not supported by query() or execute(); the connection will "
@@ -5926,14 +6042,20 @@ private:
         return Result(std::move(answer.last));
     }
 
-    PGconn* ready_connection() {
+    // `behind_reset`: the statement may go behind a session reset in flight.
+    PGconn* ready_connection(bool behind_reset = false) {
         PGconn* c = conn_.get();
         if (!c) throw ConnectionLost("reservoir: connection is closed");
         if (PQstatus(c) != CONNECTION_OK) throw_failure(c, nullptr);
         if (in_flight_)  // the caller's to finish: the session is fine
             throw QueryError("reservoir: a statement sent with send() is still in flight; take its result() first",
                              "55000");
-        if (PQtransactionStatus(c) == PQTRANS_ACTIVE) {
+        if (reset_sent_ && !behind_reset &&
+            !finish_reset(std::chrono::steady_clock::now() + reset_answer_wait)) {
+            reset_failed_ = false;
+            throw ConnectionLost("reservoir: connection lost: the session reset failed; the connection will be closed");
+        }
+        if (!reset_sent_ && PQtransactionStatus(c) == PQTRANS_ACTIVE) {  // (the reset is active until read)
             evict_ = true;
             throw ConnectionLost("reservoir: connection is still busy with an earlier statement that could not "
                                  "be drained; it cannot be used");
@@ -5965,7 +6087,9 @@ private:
 
     [[noreturn]] void timed_out(time_point start, time_point deadline, OnTimeout on_timeout) {
         const time_point now = std::chrono::steady_clock::now();
-        const bool kept = on_timeout == OnTimeout::cancel && cancel_and_drain(now + cancel_grace(deadline - start));
+        // Timed out in a pipeline (behind a session reset): given up, which is rare and simpler.
+        const bool kept = on_timeout == OnTimeout::cancel && PQpipelineStatus(conn_.get()) == PQ_PIPELINE_OFF &&
+                          cancel_and_drain(now + cancel_grace(deadline - start));
         if (!kept) evict_ = true;
         throw QueryError("reservoir: query timed out after " + detail::ms_text(now - start) +
                              " (client-side deadline); " +
@@ -6041,6 +6165,10 @@ private:
     detail::SessionTracker session_;
     ResetMode session_reset_;
     bool evict_ = false;
+    // The session reset of send_reset(): its answer is still unread; a
+    // statement was sent behind it; it failed (the statement's result is withheld).
+    bool reset_sent_ = false, statement_behind_reset_ = false, reset_failed_ = false;
+    static constexpr duration reset_answer_wait = std::chrono::seconds(5);  // for an answer already on its way
     bool ping_in_flight_ = false;  // sent by a ping that ran out of time; the next ping reads its answer
     static constexpr duration recent_answer = std::chrono::milliseconds(1);
     time_point answered_at_{};  // when the last statement's results were all read (see usable())
@@ -6055,20 +6183,36 @@ private:
 }  // namespace reservoir::pg
 // ---- reservoir/pg/context.hpp
 // pg::context::Reset: the ContextPolicy of PgPool. A connection never reaches
-// the next borrower in a transaction, busy, broken or (unless the mode is
-// ResetMode::none) with session state its last borrower left.
+// the next borrower in a transaction, busy, broken, or (in the default modes)
+// with any session state its last borrower left, whatever SQL it ran: the
+// session is reset after every lease, not when the SQL looked like it
+// changed something (see session.hpp and docs/tenant-isolation.md).
 //
-//   on_release (borrower's thread, no I/O)     reset (pool's worker, under reset_timeout)
+//   on_release (borrower's thread)             reset (pool's worker, under reset_timeout)
+//   per-lease client settings end here (query timeout, unread notifications)
 //   broken, or must_evict()  -> discard
-//   statement still running  -> reset          cancel it and drain its results
-//   in a transaction         -> reset          ROLLBACK
-//   session dirty            -> reset          DISCARD ALL, or the light reset
+//   nothing sent since the last reset -> reuse (that reset still stands)
+//   statement still running  -> reset          cancel it and drain its results, then as below
+//   in a transaction         -> reset          ROLLBACK, then the mode's session reset
+//   discard_all, light       -> reuse, the mode's session reset sent first
+//   trust_sql_text, dirty    -> reset          DISCARD ALL
 //   otherwise                -> reuse
 // A reset that fails or runs out of time closes the connection.
+//
+// The reset of a connection returned idle is sent by on_release without
+// waiting for its answer (one non-blocking write on the returning borrower's
+// thread), in libpq's pipeline mode, and the connection is lent again at
+// once: the server runs the reset before anything the next borrower sends,
+// and that borrower's first statement goes out behind it in the same
+// pipeline and reads the reset's answer before its own (Connection). No
+// worker, lock or extra round trip is on anyone's path; an idle connection's
+// reset was answered long before its next borrow.
 
 #include <libpq-fe.h>
 
+#include <iterator>
 #include <optional>
+#include <utility>
 
 
 namespace reservoir::pg::context {
@@ -6082,10 +6226,20 @@ public:
     explicit Reset(ResetMode mode) noexcept : mode_(mode) {}
 
     ReleaseAction on_release(Connection& conn) noexcept {
-        const PGconn* c = conn.native_handle();
+        end_lease(conn);
+        const PGconn* c = std::as_const(conn).native_handle();  // no wait for a reset in flight
         if (!c || conn.must_evict() || PQstatus(c) != CONNECTION_OK) return ReleaseAction::discard;
+        // The last reset's answer unread: nothing was sent since it (a
+        // statement or native_handle() would have read it first), so the
+        // session is as that reset left it. Its answer waits for the next
+        // borrower's first statement: a lease that ran nothing costs nothing.
+        if (conn.reset_sent()) return ReleaseAction::reuse;
         switch (PQtransactionStatus(c)) {
-            case PQTRANS_IDLE: return needs_session_reset(conn) ? ReleaseAction::reset : ReleaseAction::reuse;
+            case PQTRANS_IDLE:
+                if (!needs_session_reset(conn)) return ReleaseAction::reuse;
+                if (mode(conn) == ResetMode::trust_sql_text) return ReleaseAction::reset;
+                if (!send_reset(conn)) return ReleaseAction::discard;
+                return ReleaseAction::reuse;
             case PQTRANS_ACTIVE:  // a statement running or results unread
             case PQTRANS_INTRANS:
             case PQTRANS_INERROR: return ReleaseAction::reset;
@@ -6095,12 +6249,12 @@ public:
 
     bool reset(Connection& conn, time_point deadline) noexcept {
         try {
+            if (conn.reset_sent() && !conn.finish_reset(deadline)) return false;
+            if (PQpipelineStatus(conn.native_handle()) != PQ_PIPELINE_OFF) return false;  // used raw: unknown
             if (!conn.cancel_and_drain(deadline)) return false;
             if (conn.transaction_status() != PQTRANS_IDLE) run(conn, deadline, "ROLLBACK");
-            if (needs_session_reset(conn)) {
-                run(conn, deadline, mode(conn) == ResetMode::light ? detail::light_reset_sql : detail::discard_all_sql);
-                conn.session_.clear();
-            }
+            if (needs_session_reset(conn) && !(send_reset(conn) && conn.finish_reset(deadline))) return false;
+            end_lease(conn);  // notifications that came in before UNLISTEN
             return conn.usable();
         } catch (...) {
             return false;
@@ -6110,8 +6264,31 @@ public:
     ResetMode mode(const Connection& conn) const noexcept { return mode_.value_or(conn.session_reset()); }
 
 private:
+    // Sends the session reset of the connection's mode (it is then clean for
+    // whatever is sent after it).
+    bool send_reset(Connection& conn) const noexcept {
+        conn.session_.clear();
+        if (mode(conn) == ResetMode::light)
+            return conn.send_reset(detail::light_reset_statements, std::size(detail::light_reset_statements));
+        return conn.send_reset(detail::discard_all_statements, std::size(detail::discard_all_statements));
+    }
+
     bool needs_session_reset(const Connection& conn) const noexcept {
-        return conn.session_dirty() && mode(conn) != ResetMode::none;
+        switch (mode(conn)) {
+            case ResetMode::discard_all:
+            case ResetMode::light: return true;  // whatever ran: its effects cannot be told from its text
+            case ResetMode::trust_sql_text: return conn.session_dirty();
+            case ResetMode::none: break;
+        }
+        return false;
+    }
+
+    // What a lease set on the client side ends with it: the query timeout,
+    // and notifications libpq queued (they were for the borrower's LISTEN).
+    static void end_lease(Connection& conn) noexcept {
+        conn.set_query_timeout(duration::zero());
+        if (PGconn* c = std::as_const(conn).native_handle())
+            while (PGnotify* n = PQnotifies(c)) PQfreemem(n);
     }
 
     static void run(Connection& conn, time_point deadline, const char* sql) {
@@ -6451,7 +6628,10 @@ std::vector<Result> pipeline(Connection& conn, Fn&& fn) {
 // Works on a PgPool (default setting names) or a TenantPool, whose
 // context::BasicTenant<Settings> names the settings. Either way the pool's
 // context policy rolls back a connection returned mid-transaction, so no
-// tenant context reaches the next borrower.
+// tenant context reaches the next borrower; and the transaction's first
+// statement resets, for the transaction, the role, session user and
+// search_path an earlier borrower may have left (behind PgBouncer, where no
+// reset runs between borrowers), so none can redirect the tenant.
 
 #include <libpq-fe.h>
 
@@ -6617,14 +6797,34 @@ inline void check_tenant_context(const TenantContext& ctx) {
     check_tenant_field("session", ctx.session, false);
 }
 
-// Sets the context without marking the session dirty: set_config(..., true)
-// is transaction-local and leaves nothing for a session reset to undo.
+// The statement that opens a tenant's transaction, sent in one message with
+// BEGIN (simple protocol: no parameters here). DISCARD SEQUENCES: lastval()
+// and currval() would otherwise return another borrower's last insert id
+// behind PgBouncer, where no reset runs between borrowers.
+inline constexpr const char* tenant_begin_sql = "BEGIN; DISCARD SEQUENCES";
+
+// Sets the context, transaction-locally, whatever session state the
+// connection carries (behind PgBouncer, or in ResetMode::trust_sql_text, a
+// borrower may have left SET ROLE, a search_path or a temporary table):
+// the session user and role go back to their reset values (a leaked
+// BYPASSRLS role would see every row), search_path to its reset value with
+// pg_temp last (a temporary table could otherwise shadow the tenant table),
+// then the tenant settings. Every name is schema-qualified and no operator
+// is used, so no search_path can redirect a call. The nested set_config
+// returns the reset value, which orders the two search_path steps.
+// The session is not marked dirty: all of it is transaction-local.
+inline constexpr const char* tenant_context_sql =
+    "SELECT pg_catalog.set_config('session_authorization', NULL, true), "
+    "pg_catalog.set_config('role', NULL, true), "
+    "pg_catalog.set_config('search_path', pg_catalog.ltrim(pg_catalog.concat("
+    "pg_catalog.set_config('search_path', NULL, true), ', pg_temp'), ', '), true), "
+    "pg_catalog.set_config($1, $2, true), pg_catalog.set_config($3, $4, true), pg_catalog.set_config($5, $6, true)";
+
 struct TenantAccess {
     template <class Settings>
     static void set_context(Connection& conn, const TenantContext& ctx) {
-        conn.query_params(detail::deadline_after(conn.query_timeout()), "",
-                          "SELECT set_config($1, $2, true), set_config($3, $4, true), set_config($5, $6, true)",
-                          Settings::tenant, ctx.tenant, Settings::user, ctx.user, Settings::session, ctx.session);
+        conn.query_params(detail::deadline_after(conn.query_timeout()), "", tenant_context_sql, Settings::tenant,
+                          ctx.tenant, Settings::user, ctx.user, Settings::session, ctx.session);
     }
 };
 
@@ -6699,7 +6899,7 @@ public:
     // Opens the tenant's transaction on `lease` (idle, as the pool hands it out).
     TenantLease(PoolLease lease, const TenantContext& ctx) : lease_(std::move(lease)) {
         detail::check_tenant_context(ctx);
-        lease_->execute("BEGIN");
+        lease_->execute(detail::tenant_begin_sql);
         detail::TenantAccess::set_context<Settings>(*lease_, ctx);
     }
     TenantLease(TenantLease&&) noexcept = default;

@@ -167,6 +167,25 @@ TEST_CASE("session state is reset between borrowers, as the reset mode says", "[
     CHECK(b->session_dirty() == !reset);
 }
 
+TEST_CASE("a lease that sends nothing keeps the reset before it: no second reset, no worker", "[pg]") {
+    auto cfg = single_connection_config();
+    cfg.pool.background_threads = false;  // a reset queued for a worker would wait for maintain()
+    reservoir::PgPool pool(cfg);
+    int pid = 0;
+    {
+        auto a = pool.acquire();
+        pid = a->backend_pid();
+        a->execute("SET search_path = pg_temp");
+    }  // the reset is sent here, its answer left for the next statement
+    { auto b = pool.acquire(); }  // borrowed and returned with nothing sent
+    const auto st = pool.stats();
+    CHECK(st.idle == 1);
+    CHECK(st.resetting == 0);
+    auto c = pool.acquire();
+    REQUIRE(c->backend_pid() == pid);
+    CHECK(c->query("SHOW search_path").scalar<std::string>() == "\"$user\", public");
+}
+
 TEST_CASE("session dirtiness: what leaves state behind, and what does not", "[pg]") {
     auto c = connect();
     const auto dirty_after = [&](const std::string& sql) {

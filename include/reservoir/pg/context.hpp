@@ -8,6 +8,7 @@
 //   on_release (borrower's thread)             reset (pool's worker, under reset_timeout)
 //   per-lease client settings end here (query timeout, unread notifications)
 //   broken, or must_evict()  -> discard
+//   nothing sent since the last reset -> reuse (that reset still stands)
 //   statement still running  -> reset          cancel it and drain its results, then as below
 //   in a transaction         -> reset          ROLLBACK, then the mode's session reset
 //   discard_all, light       -> reuse, the mode's session reset sent first
@@ -49,9 +50,11 @@ public:
         end_lease(conn);
         const PGconn* c = std::as_const(conn).native_handle();  // no wait for a reset in flight
         if (!c || conn.must_evict() || PQstatus(c) != CONNECTION_OK) return ReleaseAction::discard;
-        // The last reset's answer unread: nothing was sent through the
-        // Connection (native_handle() would have read it). A worker finishes it.
-        if (conn.reset_sent()) return ReleaseAction::reset;
+        // The last reset's answer unread: nothing was sent since it (a
+        // statement or native_handle() would have read it first), so the
+        // session is as that reset left it. Its answer waits for the next
+        // borrower's first statement: a lease that ran nothing costs nothing.
+        if (conn.reset_sent()) return ReleaseAction::reuse;
         switch (PQtransactionStatus(c)) {
             case PQTRANS_IDLE:
                 if (!needs_session_reset(conn)) return ReleaseAction::reuse;

@@ -584,6 +584,7 @@ private:
 // unsets (and a later value of a key wins, as in libpq).
 inline void apply_conninfo(Config& c, std::string_view text, std::string_view name) {
     const ConnString parsed(text, name);
+    const auto connect_timeout = c.pool.connect_timeout;
     for (const auto& [key, value, end] : parsed.params()) {
         if (key == "host") c.host = value;
         else if (key == "port") c.port = value;
@@ -594,9 +595,9 @@ inline void apply_conninfo(Config& c, std::string_view text, std::string_view na
             c.application_name = value.empty() ? std::string(Config::default_application_name) : value;
         else if (key == "target_session_attrs") c.target_session_attrs = value;
         else if (key == "connect_timeout") {
-            // 0 or less is libpq's "no limit": the pool keeps its own deadline.
-            if (const auto seconds = libpq_int(value); seconds && *seconds > 0)
-                c.pool.connect_timeout = std::chrono::seconds(*seconds);
+            // 0 or less is libpq's "no limit": the pool keeps the deadline it had.
+            const auto seconds = libpq_int(value).value_or(0);
+            c.pool.connect_timeout = seconds > 0 ? std::chrono::seconds(seconds) : connect_timeout;
         } else {
             std::erase_if(c.options, [&](const auto& o) { return o.first == key; });
             if (!value.empty()) c.options.emplace_back(key, value);

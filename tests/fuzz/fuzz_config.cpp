@@ -107,12 +107,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto query = "postgresql://h/d?" + input + "&password=" + std::string(secret);
     require_hidden(redact(query), "redact(query)");
     require_hidden(exercise([&] { return Config::from_url(query); }), "from_url query message");
-    // A password in key=value pairs, quoted or not, before or after the input
-    // (after a URI it would be a part of the URI: of its dbname, say).
+    // A password in key=value pairs, quoted or not, before or after the input.
+    // After a URI it would be a part of the URI (of its dbname, say); after
+    // "host =" or "host=a\\" the first word is a part of the host's value.
     const bool uri = input.starts_with("postgresql://") || input.starts_with("postgres://");
     for (const auto& pairs : {"host=h password='" + std::string(secret) + "' " + input,
                               "password=" + std::string(secret) + " " + input,
-                              uri ? std::string() : input + " password=" + std::string(secret)})
+                              uri ? std::string() : input + " dbname=d password=" + std::string(secret)})
         require_hidden(exercise([&] { return Config::from_url(pairs); }), "from_url pairs message");
     require_hidden(redact(input + " password=" + std::string(secret)), "redact(conninfo)");
     require_hidden(redact(input + " password='" + std::string(secret) + "'"), "redact(quoted conninfo)");

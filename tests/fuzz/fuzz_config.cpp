@@ -1,5 +1,5 @@
-// libFuzzer entry point for reservoir::pg::Config. The input is read as a URL,
-// as a conninfo string, and as an environment (one variable per line). A parser
+// libFuzzer entry point for reservoir::pg::Config. The input is read as a URL
+// or key=value string, and as an environment (one variable per line). A parser
 // may throw ConfigError only: anything else escapes and crashes. A password
 // planted next to the input must never survive redact() nor reach an error
 // message, and redacted_url() must parse again.
@@ -107,6 +107,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto query = "postgresql://h/d?" + input + "&password=" + std::string(secret);
     require_hidden(redact(query), "redact(query)");
     require_hidden(exercise([&] { return Config::from_url(query); }), "from_url query message");
+    // A password in key=value pairs, quoted or not, before or after the input.
+    // After a URI it would be a part of the URI (of its dbname, say); after
+    // "host =" or "host=a\\" the first word is a part of the host's value.
+    const bool uri = input.starts_with("postgresql://") || input.starts_with("postgres://");
+    for (const auto& pairs : {"host=h password='" + std::string(secret) + "' " + input,
+                              "password=" + std::string(secret) + " " + input,
+                              uri ? std::string() : input + " dbname=d password=" + std::string(secret)})
+        require_hidden(exercise([&] { return Config::from_url(pairs); }), "from_url pairs message");
     require_hidden(redact(input + " password=" + std::string(secret)), "redact(conninfo)");
     require_hidden(redact(input + " password='" + std::string(secret) + "'"), "redact(quoted conninfo)");
     return 0;

@@ -1,8 +1,9 @@
 #pragma once
 // reservoir::pg::Config: where and how to reach PostgreSQL, plus the pool's
 // options. Read it from the environment (from_env), from a postgresql:// URL
-// (from_url), or fill it in by hand. Pure configuration, no libpq: the driver
-// passes keywords() to PQconnectStartParams.
+// or key=value connection string (from_url, read as libpq reads it), or fill
+// it in by hand. Pure configuration, no libpq: the driver passes keywords()
+// to PQconnectStartParams.
 //
 // Precedence in from_env, highest first:
 //   1. the parts DATABASE_URL actually has (a URL without a password leaves
@@ -80,8 +81,9 @@ struct Config {
     // connect_timeout (whole seconds, rounded up).
     PoolOptions pool;
 
-    // Reads these variables (all optional; a value that is set must be valid):
-    //   DATABASE_URL                 a URL as from_url takes; its parts win over DB_*
+    // Reads these variables (all optional; an empty one is unset; a value that
+    // is set must be valid):
+    //   DATABASE_URL                 a URL or key=value string as from_url takes; its parts win over DB_*
     //   DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD, DB_APPLICATION_NAME
     //   DB_POOL_MIN, DB_POOL_MAX     0..10000, 1..10000
     //   DB_IDLE_TIMEOUT_MS (alias DB_POOL_IDLE_MS), DB_CONNECTION_TIMEOUT_MS (alias
@@ -93,8 +95,13 @@ struct Config {
     static Config from_env();
     // The same with an injected lookup (nullptr = unset), for tests.
     static Config from_env(const std::function<const char*(const char*)>& lookup);
-    // A postgresql:// or postgres:// URI as libpq documents it: user, password,
-    // hosts (IPv6 in brackets, "h1:1,h2:2" lists), dbname, ?key=value parameters.
+    // A connection string as libpq's PQconninfoParse reads it: a postgresql://
+    // or postgres:// URI (user, password, hosts with IPv6 in brackets and
+    // "h1:1,h2:2" lists, dbname, ?key=value parameters), or "key=value ..."
+    // pairs. A key libpq does not know, or a value it would refuse when it
+    // connects (a port, sslmode, ...), is an error here. Where Config differs
+    // from libpq (a raw '@' after the host is rejected, an empty value unsets,
+    // connect_timeout <= 0): docs/configuration.md.
     static Config from_url(std::string_view url);
 
     // Keyword/value pairs for PQconnectStartParams: only what is set.
@@ -107,7 +114,7 @@ struct Config {
 
 // Hides passwords in text holding URLs (user:password@, ?password=), libpq
 // conninfo pairs (password='...'), or both, e.g. a libpq error message. When in
-// doubt it hides too much: a malformed URL's password runs to its last '@'.
+// doubt it hides too much: a URL's password runs to its last '@'.
 inline std::string redact(std::string_view text);
 
 namespace detail {
@@ -159,15 +166,7 @@ inline std::vector<std::string_view> split(std::string_view s, char sep) {
     }
 }
 
-// The integer that is all of `text`, if it is within [lo, hi].
-inline std::optional<long long> whole_in(std::string_view text, long long lo, long long hi) {
-    long long v = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi) return std::nullopt;
-    return v;
-}
-
-// As whole_in, or throws: "", "12x", " 1", "+1" are not whole numbers.
+// The integer that is all of `text`, within [lo, hi], or throws: "", "12x", " 1", "+1" are not whole numbers.
 inline long long parse_whole(std::string_view name, std::string_view text, long long lo, long long hi) {
     long long v = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
@@ -178,7 +177,23 @@ inline long long parse_whole(std::string_view name, std::string_view text, long 
     return v;
 }
 
-inline bool is_port(std::string_view s) { return whole_in(s, 1, 65535).has_value(); }
+// An int as libpq's parse_int_param reads one: white space around it, a sign.
+inline std::optional<long long> libpq_int(std::string_view s) {
+    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+    if (s.starts_with('+')) s.remove_prefix(1);  // strtol takes a '+', from_chars does not
+    int v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end == s.data()) return std::nullopt;
+    for (const char* p = end; p != s.data() + s.size(); ++p)
+        if (!is_space(*p)) return std::nullopt;
+    return v;
+}
+
+// A port as libpq reads one (" 5432" too).
+inline bool is_port(std::string_view s) {
+    const auto port = libpq_int(s);
+    return port && *port >= 1 && *port <= 65535;
+}
 // One port per host; an empty entry means libpq's default port.
 inline bool is_port_list(std::string_view s) {
     const auto ports = split(s, ',');
@@ -233,22 +248,25 @@ inline std::string percent_encode(std::string_view s) {
     return out;
 }
 
-// password, sslpassword, and any key spelled in another case or %-encoded.
+// password, sslpassword, oauth_client_secret, scram_client_key and the like,
+// and any such key spelled in another case or %-encoded.
 inline bool is_secret_key(std::string_view key) {
     const auto name = *percent_decode(key, false);
-    return name.size() >= 8 && iequals(std::string_view(name).substr(name.size() - 8), "password");
+    const auto ends = [&](std::string_view tail) {
+        return name.size() >= tail.size() && iequals(std::string_view(name).substr(name.size() - tail.size()), tail);
+    };
+    return ends("password") || ends("secret") || (ends("_key") && iequals(name.substr(0, 6), "scram_"));
 }
 
 using Span = std::pair<std::size_t, std::size_t>;  // [begin, end) of text to hide
 
-// user:PASSWORD@ after every "://". Without an '@' in the authority the
-// password may hold a raw '/' or '?': then it runs to the text's last '@'.
+// user:PASSWORD@ after every "://". A password may hold a raw '/', '?', '@'
+// or even "://" (libpq then reads the URL otherwise, and Config rejects it):
+// so the password runs to the last '@' of the text.
 inline void url_password_spans(std::string_view text, std::vector<Span>& hide) {
-    const auto last_at = text.rfind('@');
+    const auto at = text.rfind('@');
     for (auto scheme = text.find("://"); scheme != npos; scheme = text.find("://", scheme + 3)) {
         const auto start = scheme + 3;
-        const auto authority = text.substr(start, text.find_first_of("/?", start) - start);
-        const auto at = authority.find('@') != npos ? start + authority.rfind('@') : last_at;
         const auto colon = text.find(':', start);
         if (at != npos && at >= start && colon < at) hide.push_back({colon + 1, at});
     }
@@ -282,85 +300,334 @@ inline void keyword_password_spans(std::string_view text, std::vector<Span>& hid
     }
 }
 
-// Sets the fields the URL has; the message of any error shows it redacted.
-inline void apply_url(Config& c, std::string_view url, std::string_view name) {
-    const auto scheme_end = url.find("://");
-    const auto scheme = url.substr(0, scheme_end);
-    const bool scheme_ok = scheme_end != npos && (scheme == "postgresql" || scheme == "postgres");
-    // After a bad scheme the text is redacted as an authority, so that "user:pw@host" is hidden too.
-    const auto fail = [&](std::string_view why) {
-        bad_value(name, scheme_ok ? redact(url) : redact("://" + std::string(url)).substr(3), why);
-    };
-    const auto decode = [&](std::string_view s, std::string_view part) {
-        auto d = percent_decode(s);
-        if (!d) fail("bad percent-encoding in the " + std::string(part));
-        return std::move(*d);
-    };
-    const auto set_if = [](std::string& field, std::string value) {
-        if (!value.empty()) field = std::move(value);
-    };
-    if (!scheme_ok) fail("must start with postgresql:// or postgres://");
+// libpq's connection keywords, libpq 15's and those added up to 18 (a libpq
+// older than the keyword rejects it when connecting). A key outside this
+// list is an error at parse time, as PQconninfoParse makes it.
+inline constexpr std::string_view libpq_keywords[] = {
+    "service", "user", "password", "passfile", "channel_binding", "connect_timeout", "dbname", "host",
+    "hostaddr", "port", "client_encoding", "options", "application_name", "fallback_application_name",
+    "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout", "sslmode",
+    "sslcompression", "sslcert", "sslkey", "sslpassword", "sslrootcert", "sslcrl", "sslcrldir", "sslsni",
+    "requirepeer", "ssl_min_protocol_version", "ssl_max_protocol_version", "gssencmode", "krbsrvname",
+    "gsslib", "replication", "target_session_attrs",
+    // libpq 16
+    "require_auth", "sslcertmode", "load_balance_hosts", "gssdelegation",
+    // libpq 17
+    "sslnegotiation",
+    // libpq 18
+    "min_protocol_version", "max_protocol_version", "sslkeylogfile", "scram_client_key", "scram_server_key",
+    "oauth_issuer", "oauth_client_id", "oauth_client_secret", "oauth_scope"};
 
-    auto rest = url.substr(scheme_end + 3);
-    auto authority = rest.substr(0, rest.find_first_of("/?"));
-    rest.remove_prefix(authority.size());
-    // user:password@ ends at the last '@': a host never holds one, a password may.
-    if (const auto at = authority.rfind('@'); at != npos) {
-        const auto userinfo = authority.substr(0, at), user = userinfo.substr(0, userinfo.find(':'));
-        set_if(c.user, decode(user, "user name"));
-        if (user.size() < userinfo.size())
-            set_if(c.password, decode(userinfo.substr(user.size() + 1), "password"));
-        authority.remove_prefix(at + 1);
+// Values libpq checks only when it connects (so a bad one would fail every
+// connect): checked here at parse time, the way libpq checks them.
+inline constexpr std::pair<std::string_view, std::string_view> libpq_choices[] = {
+    {"sslmode", "disable allow prefer require verify-ca verify-full"},
+    {"gssencmode", "disable prefer require"},
+    {"channel_binding", "disable prefer require"},
+    {"target_session_attrs", "any read-write read-only primary standby prefer-standby"},
+    {"ssl_min_protocol_version", "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"},
+    {"ssl_max_protocol_version", "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"},
+    {"load_balance_hosts", "disable random"},
+    {"sslcertmode", "disable allow require"},
+    {"sslnegotiation", "postgres direct"},
+};
+inline constexpr std::string_view libpq_integers[] = {"connect_timeout", "keepalives", "keepalives_idle",
+                                                      "keepalives_interval", "keepalives_count",
+                                                      "tcp_user_timeout"};
+
+inline bool one_of(std::string_view word, std::string_view words) {
+    const auto list = split(words, ' ');
+    return std::find(list.begin(), list.end(), word) != list.end();
+}
+
+// text[0, stop) with each span in `hide` (which may overlap or be empty) as "***".
+inline std::string hidden(std::string_view text, std::vector<Span> hide, std::size_t stop) {
+    std::sort(hide.begin(), hide.end());
+    std::string out;
+    std::size_t copied = 0;
+    const auto shows = [&](const Span& s) { return s.first < stop || (s.first == stop && stop == text.size()); };
+    for (std::size_t i = 0; i < hide.size() && shows(hide[i]); ++i) {
+        auto [begin, end] = hide[i];
+        while (i + 1 < hide.size() && hide[i + 1].first <= end) end = std::max(end, hide[++i].second);
+        if (begin < copied) begin = copied;
+        out.append(text.substr(copied, begin - copied)).append("***");
+        copied = std::min(std::max(end, copied), stop);
     }
-    if (!authority.empty()) {
-        std::string hosts, ports;
-        bool any_port = false;
-        const auto entries = split(authority, ',');  // brackets never hold a comma
-        for (std::size_t i = 0; i < entries.size(); ++i) {
-            const auto entry = entries[i];
-            const bool bracketed = entry.starts_with('[');  // an IPv6 address
-            const auto close = bracketed ? entry.find(']') : 0;
-            if (close == npos) fail("unclosed '[' in the host");
-            const auto colon = entry.find(':', close);
-            auto host = entry.substr(0, colon);
-            if (bracketed && host.size() != close + 1) fail("unexpected text after ']' in the host");
-            if (bracketed) host = host.substr(1, close - 1);
-            const auto port = colon == npos ? std::string_view() : entry.substr(colon + 1);
-            if (colon != npos && !is_port(port)) fail("a port must be a number from 1 to 65535");
-            if (host.empty() && colon != npos) fail("a port needs a host");
-            if (host.empty() && entries.size() > 1) fail("empty host in the host list");
-            hosts += (i ? "," : "") + decode(host, "host");
-            ports += (i ? "," : "") + std::string(port);
-            any_port = any_port || !port.empty();
+    return copied < stop ? out.append(text.substr(copied, stop - copied)) : out;
+}
+
+// A connection string read the way libpq's PQconninfoParse reads it: a URI
+// when it starts with postgresql:// or postgres://, key=value pairs otherwise.
+// It keeps where each value was, so that an error can show the text up to its
+// cause with the passwords hidden, and nothing that may be part of one.
+class ConnString {
+public:
+    struct Param {
+        std::string key, value;
+        std::size_t end;  // where the value's text ends in the input
+    };
+
+    ConnString(std::string_view text, std::string_view name) : text_(text), name_(name) {
+        scheme_ = text.starts_with("postgresql://") ? 13 : text.starts_with("postgres://") ? 11 : 0;
+        if (text.find('\0') != npos) {
+            ambiguous_ = true;  // what libpq would see ends there: show nothing of it
+            fail("holds a NUL byte", 0);
         }
-        set_if(c.host, std::move(hosts));
-        if (any_port) c.port = std::move(ports);
+        if (scheme_) parse_uri();
+        else parse_pairs();
+        // libpq uses a key's last value: check that one, as libpq checks it when it connects.
+        for (std::size_t i = 0; i < params_.size(); ++i) {
+            const auto& p = params_[i];
+            const bool last = std::none_of(params_.begin() + std::ptrdiff_t(i) + 1, params_.end(),
+                                           [&](const Param& later) { return later.key == p.key; });
+            if (last && !p.value.empty()) check(p);
+        }
     }
-    if (rest.starts_with('/')) set_if(c.dbname, decode(rest.substr(1, rest.find('?') - 1), "database name"));
-    if (const auto q = rest.find('?'); q != npos) {
-        for (const auto param : split(rest.substr(q + 1), '&')) {
-            if (param.empty()) continue;
-            const auto eq = param.find('=');
-            if (eq == 0 || eq == npos) fail("a query parameter is not key=value");
-            const auto key = decode(param.substr(0, eq), "query");
-            auto value = decode(param.substr(eq + 1), "query");
-            if (key == "host") set_if(c.host, std::move(value));
-            else if (key == "dbname") set_if(c.dbname, std::move(value));
-            else if (key == "user") set_if(c.user, std::move(value));
-            else if (key == "password") set_if(c.password, std::move(value));
-            else if (key == "application_name") set_if(c.application_name, std::move(value));
-            else if (key == "target_session_attrs") set_if(c.target_session_attrs, std::move(value));
-            else if (key == "sslmode" && value == "require") c.ssl = true;
-            else if (key == "port") {
-                if (value.empty() || !is_port_list(value)) fail("a port must be a number from 1 to 65535");
-                c.port = std::move(value);
-            } else if (key == "connect_timeout") {
-                const auto seconds = whole_in(value, 1, max_ms / 1000);
-                if (!seconds) fail("connect_timeout must be whole seconds, at least 1");
-                c.pool.connect_timeout = std::chrono::seconds(*seconds);
+
+    const std::vector<Param>& params() const noexcept { return params_; }
+
+    // Throws ConfigError showing the text up to `end`, passwords hidden.
+    [[noreturn]] void fail(std::string_view why, std::size_t end) const { bad_value(name_, shown(end), why); }
+
+private:
+    std::string shown(std::size_t end) const {
+        if (ambiguous_) return std::string(text_.substr(0, scheme_)) + "...";
+        const auto stop = std::min({end, doubt_, text_.size()});
+        // Besides the passwords found so far, all that redact() would hide in
+        // the whole text, so that a cut cannot leave a password's start: text
+        // that is no URI here may still be one to its author ("u:pw@h").
+        auto hide = secrets_;
+        const std::string whole = scheme_ ? std::string(text_) : "://" + std::string(text_);
+        const std::size_t shift = scheme_ ? 0 : 3;
+        std::vector<Span> more;
+        url_password_spans(whole, more);
+        keyword_password_spans(whole, more);
+        for (const auto& [begin, finish] : more)
+            if (finish > shift) hide.push_back({std::max(begin, shift) - shift, finish - shift});
+        auto out = hidden(text_, std::move(hide), stop);
+        if (stop < text_.size()) out += stop == doubt_ ? "***..." : "...";
+        return out;
+    }
+
+    // A key (found before any password whose end is unsure) is named only
+    // when it is spelled as libpq's keys are: "u:pw" is no key to show.
+    static std::string key_name(std::string_view key) {
+        const bool plain = key.size() <= 32 && std::all_of(key.begin(), key.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+        });
+        return plain ? " \"" + std::string(key) + "\"" : "";
+    }
+
+    void secret(std::size_t begin, std::size_t end) { secrets_.push_back({begin, end}); }
+
+    std::string decode(std::size_t begin, std::size_t end, std::string_view part) const {
+        auto d = percent_decode(text_.substr(begin, end - begin));
+        if (!d) fail("bad percent-encoding in the " + std::string(part), end);
+        return std::move(*d);
+    }
+
+    void store(std::string key, std::string value, std::size_t at, std::size_t end) {
+        if (key == "requiressl") {  // libpq's old spelling
+            key = "sslmode";
+            value = value.starts_with('1') ? "require" : "prefer";
+        }
+        if (std::find(std::begin(libpq_keywords), std::end(libpq_keywords), key) != std::end(libpq_keywords)) {
+            params_.push_back({std::move(key), std::move(value), end});
+            return;
+        }
+        if (at < doubt_) fail("unknown connection parameter" + key_name(key) + " (libpq rejects it)", end);
+        fail(std::string("unknown connection parameter after a password; if it is a part of the password, ") +
+                 (scheme_ ? "percent-encode the password" : "quote the password, with \\' and \\\\ for ' and \\"),
+             end);
+    }
+
+    // The checks libpq makes on its first connect; their values hold no password.
+    void check(const Param& p) const {
+        const auto& key = p.key;
+        if (key == "port" && !is_port_list(p.value))
+            fail("a port must be a number from 1 to 65535 (a comma list: one per host)", p.end);
+        if (std::find(std::begin(libpq_integers), std::end(libpq_integers), key) != std::end(libpq_integers) &&
+            !libpq_int(p.value))
+            fail(key + " must be a whole number", p.end);
+        if (key == "connect_timeout" && *libpq_int(p.value) > max_ms / 1000)
+            fail("connect_timeout must be at most " + std::to_string(max_ms / 1000) + " seconds", p.end);
+        for (const auto& [name, words] : libpq_choices)
+            if (key == name && !one_of(p.value, words))
+                fail(key + " must be one of " + std::string(words), p.end);
+    }
+
+    // libpq's conninfo_uri_parse_options, step by step.
+    void parse_uri() {
+        const auto t = text_;
+        const auto n = t.size();
+        const auto at = [&](std::size_t p) { return p < n ? t[p] : '\0'; };
+        const auto until = [&](std::size_t p, std::string_view stops) {
+            while (p < n && stops.find(t[p]) == npos) ++p;
+            return p;
+        };
+        // user[:password]@ ends at the first '@' before any '/'.
+        auto p = until(scheme_, "@/");
+        const bool userinfo = at(p) == '@';
+        p = userinfo ? p + 1 : scheme_;
+        // A raw '@' after that is almost always a password's: with a raw '/'
+        // before it ("u:a/b@h" is host "u", dbname "b@h" to libpq), or an '@'
+        // of its own. No reading of it is safe to use or to show.
+        if (t.find('@', p) != npos) {
+            ambiguous_ = true;
+            fail("holds a raw '@' after the host part (a password's '/' or '@' not percent-encoded?); encode "
+                 "'@' as %40 and '/' as %2F",
+                 0);
+        }
+        if (userinfo) {
+            const auto end = p - 1, colon = std::min(t.find(':', scheme_), end);
+            if (colon < end) secret(colon + 1, end);
+            if (colon > scheme_) store("user", decode(scheme_, colon, "user name"), scheme_, colon);
+            if (colon + 1 < end) store("password", decode(colon + 1, end, "password"), colon + 1, end);
+        }
+        // host[:port] pairs, comma separated; an IPv6 address in brackets.
+        const auto netloc = p;
+        std::string hosts, ports;
+        char stop = '\0';
+        for (;;) {
+            if (at(p) == '[') {
+                const auto close = until(p + 1, "]");
+                if (close == n) fail("unclosed '[' in the host", n);
+                if (close == p + 1) fail("empty IPv6 address in '[]'", close + 1);
+                hosts.append(t.substr(p + 1, close - p - 1));
+                p = close + 1;
+                if (at(p) && std::string_view(":/?,").find(at(p)) == npos)
+                    fail("unexpected text after ']' in the host", p + 1);
             } else {
-                c.options.emplace_back(key, std::move(value));
+                const auto end = until(p, ":/?,");
+                hosts.append(t.substr(p, end - p));
+                p = end;
             }
+            stop = at(p);
+            if (stop == ':') {
+                const auto end = until(p + 1, "/?,");
+                ports.append(t.substr(p + 1, end - p - 1));
+                p = end;
+                stop = at(p);
+            }
+            if (stop != ',') break;
+            ++p;
+            hosts += ',';
+            ports += ',';
+        }
+        const auto decoded = [&](const std::string& raw, std::string_view part) {
+            auto d = percent_decode(raw);
+            if (!d) fail("bad percent-encoding in the " + std::string(part), p);
+            return std::move(*d);
+        };
+        if (!hosts.empty()) store("host", decoded(hosts, "host"), netloc, p);
+        if (!ports.empty()) store("port", decoded(ports, "port"), netloc, p);
+        if (stop == '/') {
+            const auto begin = p + 1;
+            p = until(begin, "?");
+            if (p > begin) store("dbname", decode(begin, p, "database name"), begin, p);
+            stop = at(p);
+        }
+        if (stop == '?') parse_query(p + 1);
+    }
+
+    // libpq's conninfo_uri_parse_params: key=value&..., a trailing '&' allowed.
+    void parse_query(std::size_t p) {
+        const auto t = text_;
+        while (p < t.size()) {
+            const auto begin = p;
+            auto eq = npos;
+            for (; p < t.size() && t[p] != '&'; ++p) {
+                if (t[p] != '=') continue;
+                if (eq != npos) fail("a query parameter has a second '='", p + 1);
+                eq = p;
+                if (is_secret_key(t.substr(begin, eq - begin))) doubt_ = std::min(doubt_, eq + 1);
+            }
+            const auto end = p;
+            if (p < t.size()) ++p;
+            if (eq == npos) fail("a query parameter is not key=value", end);
+            if (is_secret_key(t.substr(begin, eq - begin))) secret(eq + 1, end);
+            auto key = decode(begin, eq, "query parameter's name");
+            auto value = decode(eq + 1, end, "query parameter's value");
+            if (key == "ssl" && value == "true") {  // libpq's nod to JDBC URLs
+                key = "sslmode";
+                value = "require";
+            }
+            store(std::move(key), std::move(value), begin, end);
+        }
+    }
+
+    // libpq's conninfo_parse: key = value, a value in '...' or with \-escapes.
+    void parse_pairs() {
+        const auto t = text_;
+        const auto n = t.size();
+        std::size_t p = 0;
+        while (p < n) {
+            if (is_space(t[p])) {
+                ++p;
+                continue;
+            }
+            const auto begin = p;
+            while (p < n && t[p] != '=' && !is_space(t[p])) ++p;
+            const std::string key(t.substr(begin, p - begin));
+            while (p < n && is_space(t[p])) ++p;
+            if (p == n || t[p] != '=')
+                fail("must be a postgresql:// or postgres:// URL, or key=value pairs", p);
+            ++p;
+            while (p < n && is_space(t[p])) ++p;
+            const auto value_begin = p;
+            const bool hidden = is_secret_key(key);
+            if (hidden) doubt_ = std::min(doubt_, value_begin);
+            std::string value;
+            if (p < n && t[p] == '\'') {
+                for (++p;; ++p) {
+                    if (p == n) fail("a quoted value has no closing quote", n);
+                    if (t[p] == '\\' && p + 1 < n) value += t[++p];
+                    else if (t[p] == '\'') break;
+                    else if (t[p] != '\\') value += t[p];
+                }
+                ++p;
+            } else {
+                for (; p < n && !is_space(t[p]); ++p) {
+                    if (t[p] == '\\' && p + 1 < n) value += t[++p];
+                    else if (t[p] != '\\') value += t[p];
+                }
+            }
+            if (hidden) secret(value_begin, p);
+            store(key, std::move(value), begin, p);
+        }
+    }
+
+    std::string_view text_, name_;
+    std::size_t scheme_ = 0;     // the length of postgresql:// or postgres://; 0: key=value pairs
+    bool ambiguous_ = false;     // show nothing past the scheme
+    std::size_t doubt_ = npos;   // a password in a query or a pair starts here: where it ends is unsure
+    std::vector<Span> secrets_;  // in order
+    std::vector<Param> params_;
+};
+
+// Sets what the connection string has, as libpq would use it. An empty value
+// unsets (and a later value of a key wins, as in libpq).
+inline void apply_conninfo(Config& c, std::string_view text, std::string_view name) {
+    const ConnString parsed(text, name);
+    const auto connect_timeout = c.pool.connect_timeout;
+    for (const auto& p : parsed.params()) {
+        const auto& key = p.key;
+        const auto& value = p.value;
+        if (key == "host") c.host = value;
+        else if (key == "port") c.port = value;
+        else if (key == "dbname") c.dbname = value;
+        else if (key == "user") c.user = value;
+        else if (key == "password") c.password = value;
+        else if (key == "application_name")
+            c.application_name = value.empty() ? std::string(Config::default_application_name) : value;
+        else if (key == "target_session_attrs") c.target_session_attrs = value;
+        else if (key == "connect_timeout") {
+            // 0 or less is libpq's "no limit": the pool keeps the deadline it had.
+            const auto seconds = libpq_int(value).value_or(0);
+            c.pool.connect_timeout = seconds > 0 ? std::chrono::seconds(seconds) : connect_timeout;
+        } else {
+            std::erase_if(c.options, [&](const auto& o) { return o.first == p.key; });
+            if (!value.empty()) c.options.emplace_back(key, value);
         }
     }
 }
@@ -371,21 +638,12 @@ inline std::string redact(std::string_view text) {
     std::vector<detail::Span> hide;
     detail::url_password_spans(text, hide);
     detail::keyword_password_spans(text, hide);
-    std::sort(hide.begin(), hide.end());
-    std::string out;
-    std::size_t copied = 0;
-    for (std::size_t i = 0; i < hide.size(); ++i) {
-        auto [begin, end] = hide[i];
-        while (i + 1 < hide.size() && hide[i + 1].first <= end) end = std::max(end, hide[++i].second);
-        out.append(text.substr(copied, begin - copied)).append("***");
-        copied = end;
-    }
-    return out.append(text.substr(copied));
+    return detail::hidden(text, std::move(hide), text.size());
 }
 
 inline Config Config::from_url(std::string_view url) {
     Config c;
-    detail::apply_url(c, url, "connection URL");
+    detail::apply_conninfo(c, url, "connection URL");
     c.url = url;
     c.validate();
     return c;
@@ -402,8 +660,8 @@ inline Config Config::from_env(const std::function<const char*(const char*)>& lo
         std::string value;
     };
     const auto read = [&](const char* primary, const char* alias = nullptr) -> std::optional<Var> {
-        for (const char* name : {primary, alias})
-            if (const char* value = name ? lookup(name) : nullptr) return Var{name, value};
+        for (const char* name : {primary, alias})  // an empty variable is an unset one
+            if (const char* value = name ? lookup(name) : nullptr; value && *value) return Var{name, value};
         return std::nullopt;
     };
     const auto text = [&](const char* name, std::string& field) {
@@ -430,7 +688,7 @@ inline Config Config::from_env(const std::function<const char*(const char*)>& lo
     }
     text("DB_HOST", c.host);
     if (auto v = read("DB_PORT")) {
-        if (v->value.empty() || !is_port_list(v->value))
+        if (!is_port_list(v->value))
             bad_value(v->name, v->value, "must be a port number from 1 to 65535, or a comma list of them");
         c.port = std::move(v->value);
     }
@@ -458,7 +716,7 @@ inline Config Config::from_env(const std::function<const char*(const char*)>& lo
     }
 
     if (auto v = read("DATABASE_URL")) {
-        apply_url(c, v->value, v->name);
+        apply_conninfo(c, v->value, v->name);
         c.url = std::move(v->value);
     }
     c.validate();

@@ -6,8 +6,11 @@
 // (Host names are still resolved inside PQconnectStartParams, synchronously:
 // give `hostaddr` to avoid DNS when that matters.)
 //
-// No password appears in an error message: every password keyword's value is
-// cut out of libpq's text, and redact() hides any in a URL or conninfo string.
+// No password appears in an error message: libpq's messages never echo one
+// (they name hosts, ports, users and the values of other options; the
+// keywords go in one by one, with expand_dbname off, so no connection string
+// of ours is parsed or quoted back), and redact() hides any in a URL or
+// conninfo string that a message may quote.
 
 #include <libpq-fe.h>
 
@@ -47,8 +50,6 @@ public:
           metrics_(std::make_shared<QueryMetrics>(config.slow_query_threshold, config.pool.listener)) {
         for (const auto& [key, value] : keepalive_defaults)
             if (!keyword(key)) keywords_.emplace_back(key, value);
-        for (const auto& [key, value] : keywords_)  // password, sslpassword, duplicates
-            if (key.ends_with("password") && !value.empty()) secrets_.push_back(value);
         target_ = describe_target();
     }
 
@@ -120,12 +121,9 @@ private:
         return scrub(text.empty() ? "the default server" : text);
     }
 
-    std::string scrub(std::string text) const {
-        for (const std::string& secret : secrets_)
-            for (std::size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at))
-                text.replace(at, secret.size(), "***");
-        return redact(text);
-    }
+    // Only where a password can be: cutting the password's text wherever it
+    // appears would also cut words that happen to match it ("for user").
+    static std::string scrub(const std::string& text) { return redact(text); }
 
     static const char* stage(ConnStatusType status) noexcept {
         switch (status) {
@@ -147,7 +145,6 @@ private:
     ResetMode session_reset_;
     std::shared_ptr<QueryMetrics> metrics_;
     std::shared_ptr<ServerEpoch> epoch_ = std::make_shared<ServerEpoch>();  // shared by copies, like metrics_
-    std::vector<std::string> secrets_;  // cut out of every message
     std::string target_;
 };
 

@@ -34,6 +34,7 @@
 #include "../concepts.hpp"
 #include "../error.hpp"
 #include "../options.hpp"
+#include "../random.hpp"
 #include "../source_location.hpp"
 #include "../stats.hpp"
 #include "../stop.hpp"

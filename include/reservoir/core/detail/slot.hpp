@@ -15,11 +15,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include "../source_location.hpp"
 
 #include "../concepts.hpp"
 #include "../events.hpp"
 #include "../histogram.hpp"
+#include "../source_location.hpp"
 
 namespace reservoir::detail {
 
@@ -107,14 +107,6 @@ struct SlotHint {
 inline SlotHint& thread_slot_hint() noexcept {
     static thread_local SlotHint hint;
     return hint;
-}
-
-// splitmix64: a tiny, good-enough generator for jitter (not for secrets).
-inline std::uint64_t next_random(std::uint64_t& state) noexcept {
-    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 }  // namespace reservoir::detail

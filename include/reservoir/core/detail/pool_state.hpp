@@ -1199,12 +1199,10 @@ private:
 
     // ---- waiting and messages ---------------------------------------------
 
-    // The real-time point to sleep until for a deadline on the pool's clock.
-    // Far deadlines are capped (no overflow); with a test clock, sleeps last
-    // 1 ms at most so that advancing it is seen.
+    // The real-time point to sleep until for a deadline on the pool's clock:
+    // the clock decides (core/clock.hpp).
     time_point sleep_bound(time_point now, time_point deadline) const noexcept {
-        if constexpr (std::is_same_v<K, SteadyClock>) return std::min(deadline, now + std::chrono::hours(1));
-        else return std::chrono::steady_clock::now() + std::min<duration>(deadline - now, std::chrono::milliseconds(1));
+        return reservoir::wake_time(clock_, now, deadline);
     }
 
     // Waits until notified or the deadline; false once the deadline has passed.

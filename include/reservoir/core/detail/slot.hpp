@@ -33,6 +33,20 @@ enum SlotState : std::uint32_t {
 inline constexpr std::uint32_t slot_attention = 1u << 8;
 inline constexpr std::uint32_t slot_state_mask = slot_attention - 1;
 
+// The moves a slot's state may make. A connection exists from a successful
+// connect until a close, which always goes through busy or connecting; lent
+// to lent is a hand-off from one borrower straight to the next.
+constexpr bool slot_move_allowed(std::uint32_t from, std::uint32_t to) noexcept {
+    switch (from) {
+        case slot_empty: return to == slot_connecting;
+        case slot_connecting: return to == slot_idle || to == slot_lent || to == slot_empty;
+        case slot_idle: return to == slot_lent || to == slot_busy;
+        case slot_lent: return to == slot_idle || to == slot_lent || to == slot_busy;
+        case slot_busy: return to == slot_idle || to == slot_lent || to == slot_empty;
+        default: return false;
+    }
+}
+
 template <class Conn>
 struct alignas(64) Slot {
     std::atomic<std::uint32_t> word{slot_empty};

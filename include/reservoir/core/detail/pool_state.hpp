@@ -470,12 +470,8 @@ private:
     // Checks the options and the sizing policy's numbers before anything is allocated.
     std::size_t validated_max_size() const {
         options_.validate();
-        const std::size_t min = sizing_.min_size(), max = sizing_.max_size();
-        if (max == 0 || max > max_pool_size)
-            bad_option("max_size", std::to_string(max), "must be between 1 and 10000");
-        if (min > max)
-            bad_option("min_size", std::to_string(min), ("must not exceed max_size (" + std::to_string(max) + ")").c_str());
-        return max;
+        validate_sizes(sizing_.min_size(), sizing_.max_size());
+        return sizing_.max_size();
     }
 
     // ---- slot claiming ----------------------------------------------------

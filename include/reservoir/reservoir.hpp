@@ -1,7 +1,8 @@
 #pragma once
 // reservoir: one centralized, policy-based connection pool.
-// This header brings in the core, the mock driver, the observability helpers
-// and, when <libpq-fe.h> is on the include path, the PostgreSQL driver.
+// This header brings in the core, the mock driver, the observability helpers,
+// the application glue (app/) and, when <libpq-fe.h> is on the include path,
+// the PostgreSQL driver.
 
 #include <type_traits>
 
@@ -11,18 +12,20 @@
 #include "core/concepts.hpp"
 #include "core/error.hpp"
 #include "core/events.hpp"
-#include "core/global.hpp"
 #include "core/histogram.hpp"
 #include "core/options.hpp"
 #include "core/policies.hpp"
 #include "core/pool.hpp"
-#include "core/router.hpp"
-#include "core/signals.hpp"
 #include "core/stats.hpp"
 #include "core/stop.hpp"
 #include "mock/driver.hpp"
 #include "observe/observe.hpp"
 #include "pg/config.hpp"  // needs no libpq
+
+// Application glue, above every driver: process-wide pools, routing, signals.
+#include "app/global.hpp"
+#include "app/router.hpp"
+#include "app/signals.hpp"
 
 namespace reservoir {
 

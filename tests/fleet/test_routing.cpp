@@ -10,7 +10,7 @@
 
 #include <set>
 
-#include <reservoir/core/router.hpp>
+#include <reservoir/app/router.hpp>
 
 #include "fleet_support.hpp"
 

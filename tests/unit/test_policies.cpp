@@ -3,7 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <set>
+#include <string>
 
 #include "helpers.hpp"
 
@@ -124,4 +126,66 @@ TEST_CASE("health::Default decides from state and time alone", "[policies]") {
     const reservoir::health::Default always(reservoir::PoolOptions{.validate_after_idle = 0ms});
     CHECK(always.borrow_check(c, t0) == reservoir::BorrowCheck::ping);
     CHECK(always.borrow_check(c, t0 - 3ms) == reservoir::BorrowCheck::ping);
+}
+
+TEST_CASE("health::Default keeps only its own settings: not the listener", "[policies]") {
+    struct Silent : reservoir::EventListener {
+        void on_event(const reservoir::Event&) noexcept override {}
+    };
+    const auto listener = std::make_shared<Silent>();
+    const reservoir::PoolOptions o{.listener = listener};
+    const reservoir::health::Default h(o);
+    CHECK(listener.use_count() == 2);  // `listener` and `o`: the policy holds none
+}
+
+namespace {
+
+// A sizing policy with any sizes, to reach the pool's check of its policy.
+struct AnySizes {
+    std::size_t min = 0, max = 1;
+    std::size_t min_size() const { return min; }
+    std::size_t max_size() const { return max; }
+    duration idle_timeout() const { return 1s; }
+};
+
+template <class F>
+std::string config_error_of(F f) {
+    try {
+        f();
+    } catch (const reservoir::ConfigError& e) {
+        return e.what();
+    }
+    return "no ConfigError";
+}
+
+}  // namespace
+
+TEST_CASE("sizes are validated in one place, for the options and for a sizing policy alike", "[policies]") {
+    struct Row {
+        std::size_t min, max;
+        const char* error;  // empty: valid
+    };
+    const Row rows[] = {
+        {0, 1, ""},
+        {10000, 10000, ""},
+        {0, 0, "reservoir: invalid pool option max_size = 0: must be between 1 and 10000"},
+        {0, 10001, "reservoir: invalid pool option max_size = 10001: must be between 1 and 10000"},
+        {3, 2, "reservoir: invalid pool option min_size = 3: must not exceed max_size (2)"},
+    };
+    const test::ManualRig rig;
+    for (const Row& r : rows) {
+        CAPTURE(r.min, r.max);
+        const std::string expected = *r.error ? r.error : "no ConfigError";
+        CHECK(config_error_of([&] { reservoir::detail::validate_sizes(r.min, r.max); }) == expected);
+        CHECK(config_error_of([&] { reservoir::PoolOptions{.min_size = r.min, .max_size = r.max}.validate(); }) ==
+              expected);
+        // The pool checks its policy's sizes, not the options' (valid here).
+        using Pool = reservoir::Pool<test::ManualDriver, AnySizes, reservoir::health::Default,
+                                     reservoir::context::None, reservoir::ManualClock>;
+        CHECK(config_error_of([&] {
+                  Pool pool(test::ManualDriver(rig.server, rig.clock), rig.options({.min_size = 0}),
+                            AnySizes{r.min, r.max}, reservoir::health::Default{}, reservoir::context::None{},
+                            rig.clock);
+              }) == expected);
+    }
 }

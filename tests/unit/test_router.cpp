@@ -8,7 +8,7 @@
 #include <memory>
 #include <thread>
 
-#include <reservoir/core/router.hpp>
+#include <reservoir/app/router.hpp>
 
 #include "helpers.hpp"
 

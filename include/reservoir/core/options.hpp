@@ -83,15 +83,22 @@ inline void require_non_negative(const char* field, std::chrono::milliseconds v)
     if (v.count() < 0) bad_option(field, std::to_string(v.count()) + "ms", "must not be negative");
 }
 
+// The one check of a pool's sizes, whether they come from PoolOptions or from
+// a SizingPolicy (the pool checks its policy's, which need not be the options').
+inline void validate_sizes(std::size_t min_size, std::size_t max_size) {
+    if (max_size == 0 || max_size > max_pool_size)
+        bad_option("max_size", std::to_string(max_size),
+                   ("must be between 1 and " + std::to_string(max_pool_size)).c_str());
+    if (min_size > max_size)
+        bad_option("min_size", std::to_string(min_size),
+                   ("must not exceed max_size (" + std::to_string(max_size) + ")").c_str());
+}
+
 }  // namespace detail
 
 inline void PoolOptions::validate() const {
     using detail::bad_option;
-    if (max_size == 0 || max_size > detail::max_pool_size)
-        bad_option("max_size", std::to_string(max_size), "must be between 1 and 10000");
-    if (min_size > max_size)
-        bad_option("min_size", std::to_string(min_size),
-                   ("must not exceed max_size (" + std::to_string(max_size) + ")").c_str());
+    detail::validate_sizes(min_size, max_size);
     if (max_connecting == 0) bad_option("max_connecting", "0", "must be at least 1");
     detail::require_non_negative("idle_timeout", idle_timeout);
     detail::require_non_negative("acquire_timeout", acquire_timeout);

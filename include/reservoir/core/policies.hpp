@@ -78,11 +78,14 @@ struct Trusting {
 };
 
 // Ping on borrow after validate_after_idle; keepalive; lifetime with jitter;
-// max uses; backoff with full jitter. All from PoolOptions.
+// max uses; backoff with full jitter. All from PoolOptions, of which it keeps
+// only these settings (not the listener, nor the sizes).
 class Default {
 public:
     Default() : Default(PoolOptions{}) {}
-    explicit Default(const PoolOptions& o) : o_(o) {}
+    explicit Default(const PoolOptions& o)
+        : o_{o.validate_after_idle, o.keepalive_interval, o.max_lifetime, o.lifetime_jitter,
+             o.max_uses,            o.retry_initial,      o.retry_max} {}
 
     BorrowCheck borrow_check(const ConnectionInfo& c, time_point now) const noexcept {
         // 0 means always: the borrow's coarse clock may lag the time the check was stamped with.
@@ -103,7 +106,12 @@ public:
     }
 
 private:
-    PoolOptions o_;
+    struct Settings {
+        duration validate_after_idle, keepalive_interval, max_lifetime;
+        double lifetime_jitter;
+        std::uint64_t max_uses;
+        duration retry_initial, retry_max;
+    } o_;
 };
 
 }  // namespace health

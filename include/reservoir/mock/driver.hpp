@@ -17,8 +17,8 @@
 
 #include "../core/clock.hpp"
 #include "../core/concepts.hpp"
-#include "../core/detail/slot.hpp"
 #include "../core/error.hpp"
+#include "../core/random.hpp"
 #include "../core/stop.hpp"
 
 namespace reservoir::mock {

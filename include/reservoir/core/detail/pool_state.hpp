@@ -31,9 +31,11 @@
 #include <utility>
 #include <vector>
 
+#include "../assert.hpp"
 #include "../concepts.hpp"
 #include "../error.hpp"
 #include "../options.hpp"
+#include "../random.hpp"
 #include "../source_location.hpp"
 #include "../stats.hpp"
 #include "../stop.hpp"
@@ -265,6 +267,8 @@ public:
         st.connect_time = connect_time_.snapshot();
         st.leaks = leaks_;
         st.total = st.idle + st.in_use + st.resetting;
+        RESERVOIR_ASSERT(st.total == live_, "idle + in_use + resetting differs from the connections open");
+        RESERVOIR_ASSERT(st.connecting == connecting_, "slots connecting differ from the connects in flight");
         st.waiting = waiting_;
         st.min = sizing_.min_size();
         st.max = nslots_;
@@ -466,12 +470,8 @@ private:
     // Checks the options and the sizing policy's numbers before anything is allocated.
     std::size_t validated_max_size() const {
         options_.validate();
-        const std::size_t min = sizing_.min_size(), max = sizing_.max_size();
-        if (max == 0 || max > max_pool_size)
-            bad_option("max_size", std::to_string(max), "must be between 1 and 10000");
-        if (min > max)
-            bad_option("min_size", std::to_string(min), ("must not exceed max_size (" + std::to_string(max) + ")").c_str());
-        return max;
+        validate_sizes(sizing_.min_size(), sizing_.max_size());
+        return sizing_.max_size();
     }
 
     // ---- slot claiming ----------------------------------------------------
@@ -672,6 +672,7 @@ private:
     }
 
     void set_state_locked(SlotT& s, std::uint32_t state) noexcept {
+        RESERVOIR_ASSERT(slot_move_allowed(s.state(), state), "a slot makes a move its state does not allow");
         s.word.store(state | attention_locked(), std::memory_order_release);
     }
 
@@ -704,6 +705,8 @@ private:
     }
 
     void enqueue_locked(Waiter& w) noexcept {
+        RESERVOIR_ASSERT(!w.prev && !w.next && head_ != &w, "a waiter is queued twice");
+        RESERVOIR_ASSERT(!tail_ || !tail_->next, "the waiter queue's tail has a successor");
         w.prev = tail_;
         (tail_ ? tail_->next : head_) = &w;
         tail_ = &w;
@@ -712,6 +715,9 @@ private:
     }
 
     void unlink_locked(Waiter& w) noexcept {
+        RESERVOIR_ASSERT((w.prev ? w.prev->next : head_) == &w && (w.next ? w.next->prev : tail_) == &w,
+                         "a waiter unlinked from the queue is not linked where its neighbours say");
+        RESERVOIR_ASSERT(waiting_ > 0, "more waiters unlinked than queued");
         if (w.parker.signal() == Waiter::retry) --retrying_;  // its wake-up is moot now
         (w.prev ? w.prev->next : head_) = w.next;
         (w.next ? w.next->prev : tail_) = w.prev;
@@ -737,6 +743,7 @@ private:
             // the next one needs only the gate, which is up.
             const bool idle_possible = w->barged || w->parker.signal() == Waiter::retry;
             unlink_locked(*w);
+            RESERVOIR_ASSERT(slot_move_allowed(s.state(), slot_lent), "a slot handed over from a state that cannot be");
             s.word.store(slot_lent | slot_attention, std::memory_order_release);
             settle_locked(*w, &s, Waiter::waiting);
             if (idle_possible) serve_head_locked();
@@ -761,6 +768,7 @@ private:
 
     bool take_retry_locked(Waiter& w) noexcept {
         if (w.parker.signal() != Waiter::retry) return false;
+        RESERVOIR_ASSERT(retrying_ > 0, "more wake-ups taken than given");
         w.parker.clear();
         --retrying_;
         return true;
@@ -809,6 +817,7 @@ private:
         emit({EventKind::closed, {}, to_string(why), {}});
         lk.lock();
         set_state_locked(s, slot_empty);
+        RESERVOIR_ASSERT(live_ > 0, "more connections closed than opened");
         --live_;
         count_close(why);
         drained_cv_.notify_all();
@@ -962,8 +971,10 @@ private:
         SlotT* s = nullptr;
         for (std::size_t i = 0; i < nslots_ && !s; ++i)
             if (slots_[i].state() == slot_empty) s = &slots_[i];
+        RESERVOIR_ASSERT(s, "a connect starts with no empty slot");
         set_state_locked(*s, slot_connecting);
         ++connecting_;
+        RESERVOIR_ASSERT(live_ + connecting_ <= nslots_, "open + connecting exceeds max_size");
         const std::uint64_t random = next_random(random_);
         lk.unlock();
 
@@ -1157,6 +1168,7 @@ private:
 
     // Drops a reference and lets go of the lock; the last one frees the state.
     void unref(std::unique_lock<std::mutex>& lk) noexcept {
+        RESERVOIR_ASSERT(refs_ > 0, "the state's reference count drops below zero");
         const bool last = --refs_ == 0;
         lk.unlock();
         if (last) delete this;
@@ -1198,12 +1210,10 @@ private:
 
     // ---- waiting and messages ---------------------------------------------
 
-    // The real-time point to sleep until for a deadline on the pool's clock.
-    // Far deadlines are capped (no overflow); with a test clock, sleeps last
-    // 1 ms at most so that advancing it is seen.
+    // The real-time point to sleep until for a deadline on the pool's clock:
+    // the clock decides (core/clock.hpp).
     time_point sleep_bound(time_point now, time_point deadline) const noexcept {
-        if constexpr (std::is_same_v<K, SteadyClock>) return std::min(deadline, now + std::chrono::hours(1));
-        else return std::chrono::steady_clock::now() + std::min<duration>(deadline - now, std::chrono::milliseconds(1));
+        return reservoir::wake_time(clock_, now, deadline);
     }
 
     // Waits until notified or the deadline; false once the deadline has passed.

@@ -15,11 +15,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include "../source_location.hpp"
 
 #include "../concepts.hpp"
 #include "../events.hpp"
 #include "../histogram.hpp"
+#include "../source_location.hpp"
 
 namespace reservoir::detail {
 
@@ -32,6 +32,20 @@ enum SlotState : std::uint32_t {
 };
 inline constexpr std::uint32_t slot_attention = 1u << 8;
 inline constexpr std::uint32_t slot_state_mask = slot_attention - 1;
+
+// The moves a slot's state may make. A connection exists from a successful
+// connect until a close, which always goes through busy or connecting; lent
+// to lent is a hand-off from one borrower straight to the next.
+constexpr bool slot_move_allowed(std::uint32_t from, std::uint32_t to) noexcept {
+    switch (from) {
+        case slot_empty: return to == slot_connecting;
+        case slot_connecting: return to == slot_idle || to == slot_lent || to == slot_empty;
+        case slot_idle: return to == slot_lent || to == slot_busy;
+        case slot_lent: return to == slot_idle || to == slot_lent || to == slot_busy;
+        case slot_busy: return to == slot_idle || to == slot_lent || to == slot_empty;
+        default: return false;
+    }
+}
 
 template <class Conn>
 struct alignas(64) Slot {
@@ -107,14 +121,6 @@ struct SlotHint {
 inline SlotHint& thread_slot_hint() noexcept {
     static thread_local SlotHint hint;
     return hint;
-}
-
-// splitmix64: a tiny, good-enough generator for jitter (not for secrets).
-inline std::uint64_t next_random(std::uint64_t& state) noexcept {
-    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 }  // namespace reservoir::detail

@@ -24,11 +24,11 @@
 #include <optional>
 #include <string_view>
 
-#include "clock.hpp"
-#include "error.hpp"
+#include "../core/clock.hpp"
+#include "../core/error.hpp"
+#include "../core/source_location.hpp"
+#include "../core/stats.hpp"
 #include "global.hpp"
-#include "source_location.hpp"
-#include "stats.hpp"
 
 namespace reservoir {
 

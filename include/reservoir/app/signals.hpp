@@ -24,7 +24,7 @@
 #include <thread>
 #include <utility>
 
-#include "error.hpp"
+#include "../core/error.hpp"
 
 namespace reservoir {
 

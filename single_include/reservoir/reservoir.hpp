@@ -5,8 +5,9 @@
 #pragma once
 // ---- reservoir/reservoir.hpp
 // reservoir: one centralized, policy-based connection pool.
-// This header brings in the core, the mock driver, the observability helpers
-// and, when <libpq-fe.h> is on the include path, the PostgreSQL driver.
+// This header brings in the core, the mock driver, the observability helpers,
+// the application glue (app/) and, when <libpq-fe.h> is on the include path,
+// the PostgreSQL driver.
 
 #include <type_traits>
 
@@ -22,6 +23,7 @@
 // Clocks. The pool reads time through a Clock object so that tests can drive
 // idle timeouts, lifetimes, backoff and the breaker without sleeping.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <concepts>
@@ -35,14 +37,41 @@ using duration = std::chrono::steady_clock::duration;
 
 // A Clock gives the precise time (deadlines, waits) and a cheap coarse time
 // (timestamps on the acquire/release path, where a few ms of error is fine).
+//
+// The pool sleeps on std::chrono::steady_clock (condition variables, the
+// parker). A clock may say how to sleep until one of its own deadlines with
+//   wake_time(now, deadline)  the steady_clock time to wake at and look again
+// A clock without it is polled: every wait wakes within 1 ms (poll_wake_time),
+// which is right whatever its time base, but costs wakeups.
 template <class C>
 concept Clock = std::copy_constructible<C> && requires(const C& c) {
     { c.now() } -> std::same_as<time_point>;
     { c.coarse_now() } -> std::same_as<time_point>;
 };
 
+// Wakes within 1 ms, on real time: for a clock whose time moves otherwise.
+inline time_point poll_wake_time(time_point now, time_point deadline) noexcept {
+    return std::chrono::steady_clock::now() + std::min<duration>(deadline - now, std::chrono::milliseconds(1));
+}
+
+// The steady_clock time at which a wait for `deadline` on clock `c` (read as
+// `now`) wakes to look again: the clock's own wake_time(), else polling.
+template <Clock C>
+time_point wake_time(const C& c, time_point now, time_point deadline) noexcept {
+    if constexpr (requires { { c.wake_time(now, deadline) } noexcept -> std::same_as<time_point>; })
+        return c.wake_time(now, deadline);
+    else
+        return poll_wake_time(now, deadline);
+}
+
 struct SteadyClock {
     time_point now() const noexcept { return std::chrono::steady_clock::now(); }
+
+    // Its time is steady_clock's: sleep to the deadline itself, capped at an
+    // hour so that a far deadline (time_point::max()) cannot overflow a wait.
+    time_point wake_time(time_point now, time_point deadline) const noexcept {
+        return std::min(deadline, now + std::chrono::hours(1));
+    }
 
     // CLOCK_MONOTONIC_COARSE costs ~3 ns against ~28 ns for steady_clock on a
     // kvm-clock VM; it is the same time base, at jiffy resolution.
@@ -66,6 +95,8 @@ public:
     time_point now() const noexcept { return time_point(duration(now_->load())); }
     time_point coarse_now() const noexcept { return now(); }
     void advance(duration d) noexcept { now_->fetch_add(d.count()); }
+    // Its time moves only on advance(), which wakes no one: waits poll.
+    time_point wake_time(time_point now, time_point deadline) const noexcept { return poll_wake_time(now, deadline); }
 
 private:
     // Far from zero so that "now - idle_timeout" never underflows in tests.
@@ -144,7 +175,7 @@ enum class ReleaseAction {
 };
 
 // ContextPolicy: keeps one borrower's session state from reaching the next.
-//   on_release(conn)     decides, without I/O, what a returned connection needs
+//   on_release(conn)     decides, without blocking, what a returned connection needs
 //   reset(conn, deadline) cleans it; false means close it instead
 template <class C, class Conn>
 concept ContextPolicy = requires(C& c, Conn& conn, time_point deadline) {
@@ -311,128 +342,6 @@ private:
     std::FILE* out_;
     unsigned mask_ = 0;
     std::mutex mu_;
-};
-
-}  // namespace reservoir
-// ---- reservoir/core/global.hpp
-// reservoir::global<Pool>: the process-wide pool(s). One pool for the whole
-// application instead of one per component: initialized once at startup,
-// reached from anywhere, optionally named ("primary", "replica").
-//
-//   auto& pool = reservoir::global<reservoir::PgPool>::init(reservoir::pg::Config::from_env());
-//   ...
-//   auto lease = reservoir::global<reservoir::PgPool>::get().acquire();
-
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <string>
-#include <string_view>
-#include <vector>
-
-
-namespace reservoir {
-
-template <class P>
-class global {
-public:
-    static constexpr std::string_view default_name = "default";
-
-    // Creates the default pool from `args` (P's constructor arguments).
-    // Throws ConfigError if it already exists.
-    template <class... Args>
-    static P& init(Args&&... args) {
-        return init_named(default_name, std::forward<Args>(args)...);
-    }
-
-    template <class... Args>
-    static P& init_named(std::string_view name, Args&&... args) {
-        std::lock_guard lk(mu());
-        auto& pools = registry();
-        if (pools.contains(name))
-            throw ConfigError("reservoir: the global pool \"" + std::string(name) +
-                              "\" is already initialized; init it once, at startup");
-        P& pool = *pools.emplace(std::string(name), std::make_unique<P>(std::forward<Args>(args)...)).first->second;
-        if (name == default_name) default_pool().store(&pool, std::memory_order_release);
-        return pool;
-    }
-
-    // The default pool: one atomic load. Throws Error if init() has not run.
-    static P& get() {
-        if (P* pool = default_pool().load(std::memory_order_acquire)) return *pool;
-        throw_missing(default_name);
-    }
-
-    static P& get(std::string_view name) {
-        if (P* pool = find(name)) return *pool;
-        throw_missing(name);
-    }
-
-    // nullptr when there is no pool of that name.
-    static P* find(std::string_view name) noexcept {
-        std::lock_guard lk(mu());
-        auto& pools = registry();
-        const auto it = pools.find(name);
-        return it == pools.end() ? nullptr : it->second.get();
-    }
-
-    static std::vector<std::string> names() {
-        std::lock_guard lk(mu());
-        std::vector<std::string> out;
-        for (const auto& [name, pool] : registry()) out.push_back(name);
-        return out;
-    }
-
-    // shutdown(timeout) of every pool of this type, in turn, each within the
-    // time left; true when all drained. For a SignalShutdown callback.
-    static bool shutdown_all(std::chrono::milliseconds timeout) {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        std::vector<P*> pools;
-        {
-            std::lock_guard lk(mu());
-            for (auto& [name, pool] : registry()) pools.push_back(pool.get());
-        }
-        bool drained = true;
-        for (P* pool : pools) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
-            drained = pool->shutdown(std::max(left, std::chrono::milliseconds::zero())) && drained;
-        }
-        return drained;
-    }
-
-    // Destroys every pool of this type (for tests, and at the very end of
-    // main). No thread may be using them.
-    static void reset() noexcept {
-        std::map<std::string, std::unique_ptr<P>, std::less<>> doomed;
-        {
-            std::lock_guard lk(mu());
-            default_pool().store(nullptr, std::memory_order_release);
-            doomed.swap(registry());
-        }
-    }
-
-private:
-    [[noreturn]] static void throw_missing(std::string_view name) {
-        throw Error(ErrorKind::config, "reservoir: the global pool \"" + std::string(name) +
-                                           "\" is not initialized; call global<Pool>::init(...) at startup");
-    }
-
-    static std::mutex& mu() {
-        static std::mutex m;
-        return m;
-    }
-    static std::map<std::string, std::unique_ptr<P>, std::less<>>& registry() {
-        static std::map<std::string, std::unique_ptr<P>, std::less<>> pools;
-        return pools;
-    }
-    static std::atomic<P*>& default_pool() {
-        static std::atomic<P*> pool{nullptr};
-        return pool;
-    }
 };
 
 }  // namespace reservoir
@@ -642,15 +551,22 @@ inline void require_non_negative(const char* field, std::chrono::milliseconds v)
     if (v.count() < 0) bad_option(field, std::to_string(v.count()) + "ms", "must not be negative");
 }
 
+// The one check of a pool's sizes, whether they come from PoolOptions or from
+// a SizingPolicy (the pool checks its policy's, which need not be the options').
+inline void validate_sizes(std::size_t min_size, std::size_t max_size) {
+    if (max_size == 0 || max_size > max_pool_size)
+        bad_option("max_size", std::to_string(max_size),
+                   ("must be between 1 and " + std::to_string(max_pool_size)).c_str());
+    if (min_size > max_size)
+        bad_option("min_size", std::to_string(min_size),
+                   ("must not exceed max_size (" + std::to_string(max_size) + ")").c_str());
+}
+
 }  // namespace detail
 
 inline void PoolOptions::validate() const {
     using detail::bad_option;
-    if (max_size == 0 || max_size > detail::max_pool_size)
-        bad_option("max_size", std::to_string(max_size), "must be between 1 and 10000");
-    if (min_size > max_size)
-        bad_option("min_size", std::to_string(min_size),
-                   ("must not exceed max_size (" + std::to_string(max_size) + ")").c_str());
+    detail::validate_sizes(min_size, max_size);
     if (max_connecting == 0) bad_option("max_connecting", "0", "must be at least 1");
     detail::require_non_negative("idle_timeout", idle_timeout);
     detail::require_non_negative("acquire_timeout", acquire_timeout);
@@ -753,11 +669,14 @@ struct Trusting {
 };
 
 // Ping on borrow after validate_after_idle; keepalive; lifetime with jitter;
-// max uses; backoff with full jitter. All from PoolOptions.
+// max uses; backoff with full jitter. All from PoolOptions, of which it keeps
+// only these settings (not the listener, nor the sizes).
 class Default {
 public:
     Default() : Default(PoolOptions{}) {}
-    explicit Default(const PoolOptions& o) : o_(o) {}
+    explicit Default(const PoolOptions& o)
+        : o_{o.validate_after_idle, o.keepalive_interval, o.max_lifetime, o.lifetime_jitter,
+             o.max_uses,            o.retry_initial,      o.retry_max} {}
 
     BorrowCheck borrow_check(const ConnectionInfo& c, time_point now) const noexcept {
         // 0 means always: the borrow's coarse clock may lag the time the check was stamped with.
@@ -778,7 +697,12 @@ public:
     }
 
 private:
-    PoolOptions o_;
+    struct Settings {
+        duration validate_after_idle, keepalive_interval, max_lifetime;
+        double lifetime_jitter;
+        std::uint64_t max_uses;
+        duration retry_initial, retry_max;
+    } o_;
 };
 
 }  // namespace health
@@ -879,6 +803,71 @@ private:
 #include <utility>
 #include <vector>
 
+// ---- reservoir/core/assert.hpp
+// RESERVOIR_ASSERT(cond, "what"): an invariant of the engine, checked.
+//
+// On when RESERVOIR_ASSERTIONS is defined, or when NDEBUG is not (like
+// assert(), so that an application's Debug build checks the pool it uses);
+// the test builds define RESERVOIR_ASSERTIONS so that their RelWithDebInfo
+// and Release builds check too. Off, `cond` is not evaluated (it must still
+// compile) and nothing is left in the code: the lock-free paths pay nothing.
+// A failure reports file, line, the condition and what it means on stderr,
+// then aborts: the pool's state can no longer be trusted.
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+
+namespace reservoir::detail {
+
+// Called with the report instead of printing it and aborting (tests): it may
+// throw to leave the failing check; if it returns, the process aborts.
+using AssertionHandler = void (*)(const char* file, int line, const char* condition, const char* what);
+
+inline std::atomic<AssertionHandler>& assertion_handler() noexcept {
+    static std::atomic<AssertionHandler> handler{nullptr};
+    return handler;
+}
+
+inline void assertion_failed(const char* file, int line, const char* condition, const char* what) {
+    if (const AssertionHandler h = assertion_handler().load()) h(file, line, condition, what);
+    std::fprintf(stderr, "%s:%d: reservoir: assertion failed: %s (%s)\n", file, line, what, condition);
+    std::abort();
+}
+
+}  // namespace reservoir::detail
+
+// Both forms are always defined so that each can be tested in any build;
+// RESERVOIR_ASSERT is the one the build selects.
+#define RESERVOIR_ASSERT_ON(cond, what) \
+    ((cond) ? static_cast<void>(0) : ::reservoir::detail::assertion_failed(__FILE__, __LINE__, #cond, what))
+#define RESERVOIR_ASSERT_OFF(cond, what) static_cast<void>(sizeof(!(cond)))
+
+#if defined(RESERVOIR_ASSERTIONS) || !defined(NDEBUG)
+#define RESERVOIR_ASSERTIONS_ON 1
+#define RESERVOIR_ASSERT(cond, what) RESERVOIR_ASSERT_ON(cond, what)
+#else
+#define RESERVOIR_ASSERTIONS_ON 0
+#define RESERVOIR_ASSERT(cond, what) RESERVOIR_ASSERT_OFF(cond, what)
+#endif
+// ---- reservoir/core/random.hpp
+// The pool's source of jitter, shared with the mock driver's simulated
+// latency: a plain function over a caller-owned state word, so that each
+// owner seeds its own sequence and tests can replay one.
+
+#include <cstdint>
+
+namespace reservoir::detail {
+
+// splitmix64: a tiny, good-enough generator for jitter (not for secrets).
+inline std::uint64_t next_random(std::uint64_t& state) noexcept {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+}  // namespace reservoir::detail
 // ---- reservoir/core/stats.hpp
 // A consistent snapshot of a pool: gauges and counters.
 
@@ -1125,6 +1114,20 @@ enum SlotState : std::uint32_t {
 inline constexpr std::uint32_t slot_attention = 1u << 8;
 inline constexpr std::uint32_t slot_state_mask = slot_attention - 1;
 
+// The moves a slot's state may make. A connection exists from a successful
+// connect until a close, which always goes through busy or connecting; lent
+// to lent is a hand-off from one borrower straight to the next.
+constexpr bool slot_move_allowed(std::uint32_t from, std::uint32_t to) noexcept {
+    switch (from) {
+        case slot_empty: return to == slot_connecting;
+        case slot_connecting: return to == slot_idle || to == slot_lent || to == slot_empty;
+        case slot_idle: return to == slot_lent || to == slot_busy;
+        case slot_lent: return to == slot_idle || to == slot_lent || to == slot_busy;
+        case slot_busy: return to == slot_idle || to == slot_lent || to == slot_empty;
+        default: return false;
+    }
+}
+
 template <class Conn>
 struct alignas(64) Slot {
     std::atomic<std::uint32_t> word{slot_empty};
@@ -1199,14 +1202,6 @@ struct SlotHint {
 inline SlotHint& thread_slot_hint() noexcept {
     static thread_local SlotHint hint;
     return hint;
-}
-
-// splitmix64: a tiny, good-enough generator for jitter (not for secrets).
-inline std::uint64_t next_random(std::uint64_t& state) noexcept {
-    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 }  // namespace reservoir::detail
@@ -1436,6 +1431,8 @@ public:
         st.connect_time = connect_time_.snapshot();
         st.leaks = leaks_;
         st.total = st.idle + st.in_use + st.resetting;
+        RESERVOIR_ASSERT(st.total == live_, "idle + in_use + resetting differs from the connections open");
+        RESERVOIR_ASSERT(st.connecting == connecting_, "slots connecting differ from the connects in flight");
         st.waiting = waiting_;
         st.min = sizing_.min_size();
         st.max = nslots_;
@@ -1637,12 +1634,8 @@ private:
     // Checks the options and the sizing policy's numbers before anything is allocated.
     std::size_t validated_max_size() const {
         options_.validate();
-        const std::size_t min = sizing_.min_size(), max = sizing_.max_size();
-        if (max == 0 || max > max_pool_size)
-            bad_option("max_size", std::to_string(max), "must be between 1 and 10000");
-        if (min > max)
-            bad_option("min_size", std::to_string(min), ("must not exceed max_size (" + std::to_string(max) + ")").c_str());
-        return max;
+        validate_sizes(sizing_.min_size(), sizing_.max_size());
+        return sizing_.max_size();
     }
 
     // ---- slot claiming ----------------------------------------------------
@@ -1843,6 +1836,7 @@ private:
     }
 
     void set_state_locked(SlotT& s, std::uint32_t state) noexcept {
+        RESERVOIR_ASSERT(slot_move_allowed(s.state(), state), "a slot makes a move its state does not allow");
         s.word.store(state | attention_locked(), std::memory_order_release);
     }
 
@@ -1875,6 +1869,8 @@ private:
     }
 
     void enqueue_locked(Waiter& w) noexcept {
+        RESERVOIR_ASSERT(!w.prev && !w.next && head_ != &w, "a waiter is queued twice");
+        RESERVOIR_ASSERT(!tail_ || !tail_->next, "the waiter queue's tail has a successor");
         w.prev = tail_;
         (tail_ ? tail_->next : head_) = &w;
         tail_ = &w;
@@ -1883,6 +1879,9 @@ private:
     }
 
     void unlink_locked(Waiter& w) noexcept {
+        RESERVOIR_ASSERT((w.prev ? w.prev->next : head_) == &w && (w.next ? w.next->prev : tail_) == &w,
+                         "a waiter unlinked from the queue is not linked where its neighbours say");
+        RESERVOIR_ASSERT(waiting_ > 0, "more waiters unlinked than queued");
         if (w.parker.signal() == Waiter::retry) --retrying_;  // its wake-up is moot now
         (w.prev ? w.prev->next : head_) = w.next;
         (w.next ? w.next->prev : tail_) = w.prev;
@@ -1908,6 +1907,7 @@ private:
             // the next one needs only the gate, which is up.
             const bool idle_possible = w->barged || w->parker.signal() == Waiter::retry;
             unlink_locked(*w);
+            RESERVOIR_ASSERT(slot_move_allowed(s.state(), slot_lent), "a slot handed over from a state that cannot be");
             s.word.store(slot_lent | slot_attention, std::memory_order_release);
             settle_locked(*w, &s, Waiter::waiting);
             if (idle_possible) serve_head_locked();
@@ -1932,6 +1932,7 @@ private:
 
     bool take_retry_locked(Waiter& w) noexcept {
         if (w.parker.signal() != Waiter::retry) return false;
+        RESERVOIR_ASSERT(retrying_ > 0, "more wake-ups taken than given");
         w.parker.clear();
         --retrying_;
         return true;
@@ -1980,6 +1981,7 @@ private:
         emit({EventKind::closed, {}, to_string(why), {}});
         lk.lock();
         set_state_locked(s, slot_empty);
+        RESERVOIR_ASSERT(live_ > 0, "more connections closed than opened");
         --live_;
         count_close(why);
         drained_cv_.notify_all();
@@ -2133,8 +2135,10 @@ private:
         SlotT* s = nullptr;
         for (std::size_t i = 0; i < nslots_ && !s; ++i)
             if (slots_[i].state() == slot_empty) s = &slots_[i];
+        RESERVOIR_ASSERT(s, "a connect starts with no empty slot");
         set_state_locked(*s, slot_connecting);
         ++connecting_;
+        RESERVOIR_ASSERT(live_ + connecting_ <= nslots_, "open + connecting exceeds max_size");
         const std::uint64_t random = next_random(random_);
         lk.unlock();
 
@@ -2328,6 +2332,7 @@ private:
 
     // Drops a reference and lets go of the lock; the last one frees the state.
     void unref(std::unique_lock<std::mutex>& lk) noexcept {
+        RESERVOIR_ASSERT(refs_ > 0, "the state's reference count drops below zero");
         const bool last = --refs_ == 0;
         lk.unlock();
         if (last) delete this;
@@ -2369,12 +2374,10 @@ private:
 
     // ---- waiting and messages ---------------------------------------------
 
-    // The real-time point to sleep until for a deadline on the pool's clock.
-    // Far deadlines are capped (no overflow); with a test clock, sleeps last
-    // 1 ms at most so that advancing it is seen.
+    // The real-time point to sleep until for a deadline on the pool's clock:
+    // the clock decides (core/clock.hpp).
     time_point sleep_bound(time_point now, time_point deadline) const noexcept {
-        if constexpr (std::is_same_v<K, SteadyClock>) return std::min(deadline, now + std::chrono::hours(1));
-        else return std::chrono::steady_clock::now() + std::min<duration>(deadline - now, std::chrono::milliseconds(1));
+        return reservoir::wake_time(clock_, now, deadline);
     }
 
     // Waits until notified or the deadline; false once the deadline has passed.
@@ -2638,236 +2641,6 @@ private:
     }
 
     State* state_;
-};
-
-}  // namespace reservoir
-// ---- reservoir/core/router.hpp
-// reservoir::Router: read/write routing over two pools of one type, a primary
-// and a replica. Writes go to the primary. Reads go to the replica, and fall
-// back to the primary when no replica connection can be had: the replica
-// pool is absent or closed, its breaker is open, or its acquire failed
-// because connecting failed. Each fallback is counted.
-//
-//   auto& primary = reservoir::global<reservoir::PgPool>::init_named("primary", primary_config);
-//   auto& replica = reservoir::global<reservoir::PgPool>::init_named("replica", replica_config);
-//   auto router = reservoir::Router<reservoir::PgPool>::from_global();   // or Router(primary, &replica)
-//   auto rows = router.acquire_read()->query("SELECT name FROM items WHERE id = $1", 42);
-//   router.acquire_write()->query("UPDATE items SET seen = true WHERE id = $1", 42);
-//
-// The router holds references: both pools must outlive it (global pools do,
-// until global<P>::reset()). It routes acquires only; what the statement does
-// is the caller's choice, so a write sent through acquire_read() reaches the
-// replica and fails there (25006 on a read-only server).
-//
-// Thread safety: every member may be called from any thread at once.
-
-#include <atomic>
-#include <concepts>
-#include <cstdint>
-#include <optional>
-#include <string_view>
-
-
-namespace reservoir {
-
-// Each side's pool stats, and the router's own counters.
-struct RouterStats {
-    PoolStats primary;
-    std::optional<PoolStats> replica;  // nullopt: the router has no replica pool
-
-    std::uint64_t writes = 0;          // leases from acquire_write()
-    std::uint64_t replica_reads = 0;   // reads served by the replica
-    std::uint64_t fallback_reads = 0;  // reads served by the primary because the replica could not serve
-};
-
-// P is a pool type (reservoir::Pool<...>, e.g. PgPool or MockPool); both
-// sides share it, so a lease from either is the same type.
-template <class P>
-    requires requires(P& p, duration timeout) {
-        { p.acquire(timeout) } -> std::same_as<typename P::Lease>;
-        { p.stats() } -> std::same_as<PoolStats>;
-        p.options().acquire_timeout;
-    }
-class Router {
-public:
-    using pool_type = P;
-    using Lease = typename P::Lease;
-
-    // `replica` may be null: every read then goes to the primary, counted as a fallback.
-    explicit Router(P& primary, P* replica = nullptr) noexcept : primary_(primary), replica_(replica) {}
-
-    // The global pools named `primary` (required: throws Error if missing) and
-    // `replica` (optional), as global<P>::init_named made them.
-    static Router from_global(std::string_view primary = "primary", std::string_view replica = "replica") {
-        return Router(global<P>::get(primary), global<P>::find(replica));
-    }
-
-    // Not copyable: the counters are the router's own.
-    Router(const Router&) = delete;
-    Router& operator=(const Router&) = delete;
-
-    // A primary connection, within the primary's acquire_timeout (or `timeout`).
-    // Never falls back: a write must not land on a replica.
-    Lease acquire_write(source_location where = source_location::current()) {
-        return acquire_write(primary_.options().acquire_timeout, where);
-    }
-    Lease acquire_write(duration timeout, source_location where = source_location::current()) {
-        Lease lease = primary_.acquire(timeout, where);
-        writes_.fetch_add(1, std::memory_order_relaxed);
-        return lease;
-    }
-
-    // A replica connection, or a primary one when the replica cannot serve.
-    // The replica is given `timeout` (default: its acquire_timeout); a
-    // fallback is a fresh acquire on the primary with the same timeout, so a
-    // read waits at most twice `timeout`. A replica that merely has every
-    // connection busy does not fall back: its AcquireTimeout is thrown, since
-    // moving overflow reads onto the primary would load the node that takes
-    // the writes and hide an undersized replica pool.
-    Lease acquire_read(source_location where = source_location::current()) {
-        const P& side = replica_ ? *replica_ : primary_;
-        return acquire_read(side.options().acquire_timeout, where);
-    }
-    Lease acquire_read(duration timeout, source_location where = source_location::current()) {
-        if (replica_) {
-            try {
-                Lease lease = replica_->acquire(timeout, where);
-                replica_reads_.fetch_add(1, std::memory_order_relaxed);
-                return lease;
-            } catch (const Error& e) {
-                if (!replica_down(e)) throw;
-            }
-        }
-        Lease lease = primary_.acquire(timeout, where);
-        fallback_reads_.fetch_add(1, std::memory_order_relaxed);
-        return lease;
-    }
-
-    // Each pool's stats (one lock each, taken in turn) and the counters.
-    RouterStats stats() const {
-        RouterStats s;
-        s.primary = primary_.stats();
-        if (replica_) s.replica = replica_->stats();
-        s.writes = writes_.load(std::memory_order_relaxed);
-        s.replica_reads = replica_reads_.load(std::memory_order_relaxed);
-        s.fallback_reads = fallback_reads_.load(std::memory_order_relaxed);
-        return s;
-    }
-
-    P& primary() const noexcept { return primary_; }
-    P* replica() const noexcept { return replica_; }
-
-private:
-    // Whether the replica failed for want of a connection (fall back), rather
-    // than for being busy (do not).
-    bool replica_down(const Error& e) const {
-        switch (e.kind()) {
-            case ErrorKind::connect_failed:    // a driver or pool that reports the connect error itself
-            case ErrorKind::pool_unavailable:  // breaker open: it stopped dialing after repeated failures
-            case ErrorKind::pool_closed:       // shut down: it will not serve again
-                return true;
-            case ErrorKind::acquire_timeout:
-                // The wait ended before the breaker opened: it was for
-                // connects, and the latest one failed.
-                return !replica_->last_connect_error().empty();
-            default: return false;
-        }
-    }
-
-    P& primary_;
-    P* replica_;
-    std::atomic<std::uint64_t> writes_{0}, replica_reads_{0}, fallback_reads_{0};
-};
-
-}  // namespace reservoir
-// ---- reservoir/core/signals.hpp
-// reservoir::SignalShutdown: turns SIGTERM and SIGINT into an ordinary call,
-// typically shutdown(deadline) of the global pools, with no code at all in a
-// signal handler. The constructor blocks the signals in the calling thread;
-// threads started afterwards inherit the mask, so construct it first thing in
-// main(), before any other thread exists. A dedicated thread takes them with
-// sigwait() and runs the callback, free to lock, allocate and log.
-//
-//   int main() {
-//       reservoir::SignalShutdown on_signal([](int) { reservoir::global<reservoir::PgPool>::shutdown_all(10s); });
-//       auto& pool = reservoir::global<reservoir::PgPool>::init(reservoir::pg::Config::from_env());
-//       ... serve until on_signal.triggered(), or block in on_signal.wait() ...
-//   }
-
-#include <pthread.h>
-#include <signal.h>
-
-#include <atomic>
-#include <condition_variable>
-#include <functional>
-#include <initializer_list>
-#include <mutex>
-#include <string>
-#include <thread>
-#include <utility>
-
-
-namespace reservoir {
-
-class SignalShutdown {
-public:
-    explicit SignalShutdown(std::function<void(int signal)> on_signal,
-                            std::initializer_list<int> signals = {SIGTERM, SIGINT})
-        : on_signal_(std::move(on_signal)) {
-        if (signals.size() == 0) throw Error(ErrorKind::config, "reservoir: SignalShutdown: no signals given");
-        sigemptyset(&set_);
-        for (int s : signals) sigaddset(&set_, s);
-        wake_signal_ = *signals.begin();
-        if (const int err = pthread_sigmask(SIG_BLOCK, &set_, nullptr); err != 0)
-            throw Error(ErrorKind::config, "reservoir: SignalShutdown: pthread_sigmask failed: error " +
-                                               std::to_string(err));
-        thread_ = std::thread([this] { run(); });
-    }
-    SignalShutdown(const SignalShutdown&) = delete;
-    SignalShutdown& operator=(const SignalShutdown&) = delete;
-
-    // Without a signal, stops the waiting thread; with one, waits for the
-    // callback to finish. The signals stay blocked.
-    ~SignalShutdown() {
-        closing_.store(true);
-        if (!triggered()) pthread_kill(thread_.native_handle(), wake_signal_);
-        thread_.join();
-    }
-
-    // Blocks until a signal has arrived and the callback has returned; the signal.
-    int wait() {
-        std::unique_lock lk(mu_);
-        cv_.wait(lk, [&] { return done_; });
-        return received_;
-    }
-
-    // Whether a signal has arrived (the callback may still be running).
-    bool triggered() const noexcept { return triggered_.load(); }
-
-private:
-    void run() {
-        int signal = 0;
-        while (sigwait(&set_, &signal) != 0) {
-        }
-        if (!closing_.load()) {
-            triggered_.store(true);
-            on_signal_(signal);
-        }
-        std::lock_guard lk(mu_);
-        received_ = signal;
-        done_ = true;
-        cv_.notify_all();
-    }
-
-    std::function<void(int)> on_signal_;
-    sigset_t set_{};
-    int wake_signal_ = 0;
-    std::atomic<bool> closing_{false}, triggered_{false};
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool done_ = false;
-    int received_ = 0;
-    std::thread thread_;
 };
 
 }  // namespace reservoir
@@ -4842,6 +4615,360 @@ inline void Config::validate() const {
 }
 
 }  // namespace reservoir::pg
+
+// Application glue, above every driver: process-wide pools, routing, signals.
+// ---- reservoir/app/global.hpp
+// reservoir::global<Pool>: the process-wide pool(s). One pool for the whole
+// application instead of one per component: initialized once at startup,
+// reached from anywhere, optionally named ("primary", "replica").
+//
+//   auto& pool = reservoir::global<reservoir::PgPool>::init(reservoir::pg::Config::from_env());
+//   ...
+//   auto lease = reservoir::global<reservoir::PgPool>::get().acquire();
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace reservoir {
+
+template <class P>
+class global {
+public:
+    static constexpr std::string_view default_name = "default";
+
+    // Creates the default pool from `args` (P's constructor arguments).
+    // Throws ConfigError if it already exists.
+    template <class... Args>
+    static P& init(Args&&... args) {
+        return init_named(default_name, std::forward<Args>(args)...);
+    }
+
+    template <class... Args>
+    static P& init_named(std::string_view name, Args&&... args) {
+        std::lock_guard lk(mu());
+        auto& pools = registry();
+        if (pools.contains(name))
+            throw ConfigError("reservoir: the global pool \"" + std::string(name) +
+                              "\" is already initialized; init it once, at startup");
+        P& pool = *pools.emplace(std::string(name), std::make_unique<P>(std::forward<Args>(args)...)).first->second;
+        if (name == default_name) default_pool().store(&pool, std::memory_order_release);
+        return pool;
+    }
+
+    // The default pool: one atomic load. Throws Error if init() has not run.
+    static P& get() {
+        if (P* pool = default_pool().load(std::memory_order_acquire)) return *pool;
+        throw_missing(default_name);
+    }
+
+    static P& get(std::string_view name) {
+        if (P* pool = find(name)) return *pool;
+        throw_missing(name);
+    }
+
+    // nullptr when there is no pool of that name.
+    static P* find(std::string_view name) noexcept {
+        std::lock_guard lk(mu());
+        auto& pools = registry();
+        const auto it = pools.find(name);
+        return it == pools.end() ? nullptr : it->second.get();
+    }
+
+    static std::vector<std::string> names() {
+        std::lock_guard lk(mu());
+        std::vector<std::string> out;
+        for (const auto& [name, pool] : registry()) out.push_back(name);
+        return out;
+    }
+
+    // shutdown(timeout) of every pool of this type, in turn, each within the
+    // time left; true when all drained. For a SignalShutdown callback.
+    static bool shutdown_all(std::chrono::milliseconds timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        std::vector<P*> pools;
+        {
+            std::lock_guard lk(mu());
+            for (auto& [name, pool] : registry()) pools.push_back(pool.get());
+        }
+        bool drained = true;
+        for (P* pool : pools) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            drained = pool->shutdown(std::max(left, std::chrono::milliseconds::zero())) && drained;
+        }
+        return drained;
+    }
+
+    // Destroys every pool of this type (for tests, and at the very end of
+    // main). No thread may be using them.
+    static void reset() noexcept {
+        std::map<std::string, std::unique_ptr<P>, std::less<>> doomed;
+        {
+            std::lock_guard lk(mu());
+            default_pool().store(nullptr, std::memory_order_release);
+            doomed.swap(registry());
+        }
+    }
+
+private:
+    [[noreturn]] static void throw_missing(std::string_view name) {
+        throw Error(ErrorKind::config, "reservoir: the global pool \"" + std::string(name) +
+                                           "\" is not initialized; call global<Pool>::init(...) at startup");
+    }
+
+    static std::mutex& mu() {
+        static std::mutex m;
+        return m;
+    }
+    static std::map<std::string, std::unique_ptr<P>, std::less<>>& registry() {
+        static std::map<std::string, std::unique_ptr<P>, std::less<>> pools;
+        return pools;
+    }
+    static std::atomic<P*>& default_pool() {
+        static std::atomic<P*> pool{nullptr};
+        return pool;
+    }
+};
+
+}  // namespace reservoir
+// ---- reservoir/app/router.hpp
+// reservoir::Router: read/write routing over two pools of one type, a primary
+// and a replica. Writes go to the primary. Reads go to the replica, and fall
+// back to the primary when no replica connection can be had: the replica
+// pool is absent or closed, its breaker is open, or its acquire failed
+// because connecting failed. Each fallback is counted.
+//
+//   auto& primary = reservoir::global<reservoir::PgPool>::init_named("primary", primary_config);
+//   auto& replica = reservoir::global<reservoir::PgPool>::init_named("replica", replica_config);
+//   auto router = reservoir::Router<reservoir::PgPool>::from_global();   // or Router(primary, &replica)
+//   auto rows = router.acquire_read()->query("SELECT name FROM items WHERE id = $1", 42);
+//   router.acquire_write()->query("UPDATE items SET seen = true WHERE id = $1", 42);
+//
+// The router holds references: both pools must outlive it (global pools do,
+// until global<P>::reset()). It routes acquires only; what the statement does
+// is the caller's choice, so a write sent through acquire_read() reaches the
+// replica and fails there (25006 on a read-only server).
+//
+// Thread safety: every member may be called from any thread at once.
+
+#include <atomic>
+#include <concepts>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+
+namespace reservoir {
+
+// Each side's pool stats, and the router's own counters.
+struct RouterStats {
+    PoolStats primary;
+    std::optional<PoolStats> replica;  // nullopt: the router has no replica pool
+
+    std::uint64_t writes = 0;          // leases from acquire_write()
+    std::uint64_t replica_reads = 0;   // reads served by the replica
+    std::uint64_t fallback_reads = 0;  // reads served by the primary because the replica could not serve
+};
+
+// P is a pool type (reservoir::Pool<...>, e.g. PgPool or MockPool); both
+// sides share it, so a lease from either is the same type.
+template <class P>
+    requires requires(P& p, duration timeout) {
+        { p.acquire(timeout) } -> std::same_as<typename P::Lease>;
+        { p.stats() } -> std::same_as<PoolStats>;
+        p.options().acquire_timeout;
+    }
+class Router {
+public:
+    using pool_type = P;
+    using Lease = typename P::Lease;
+
+    // `replica` may be null: every read then goes to the primary, counted as a fallback.
+    explicit Router(P& primary, P* replica = nullptr) noexcept : primary_(primary), replica_(replica) {}
+
+    // The global pools named `primary` (required: throws Error if missing) and
+    // `replica` (optional), as global<P>::init_named made them.
+    static Router from_global(std::string_view primary = "primary", std::string_view replica = "replica") {
+        return Router(global<P>::get(primary), global<P>::find(replica));
+    }
+
+    // Not copyable: the counters are the router's own.
+    Router(const Router&) = delete;
+    Router& operator=(const Router&) = delete;
+
+    // A primary connection, within the primary's acquire_timeout (or `timeout`).
+    // Never falls back: a write must not land on a replica.
+    Lease acquire_write(source_location where = source_location::current()) {
+        return acquire_write(primary_.options().acquire_timeout, where);
+    }
+    Lease acquire_write(duration timeout, source_location where = source_location::current()) {
+        Lease lease = primary_.acquire(timeout, where);
+        writes_.fetch_add(1, std::memory_order_relaxed);
+        return lease;
+    }
+
+    // A replica connection, or a primary one when the replica cannot serve.
+    // The replica is given `timeout` (default: its acquire_timeout); a
+    // fallback is a fresh acquire on the primary with the same timeout, so a
+    // read waits at most twice `timeout`. A replica that merely has every
+    // connection busy does not fall back: its AcquireTimeout is thrown, since
+    // moving overflow reads onto the primary would load the node that takes
+    // the writes and hide an undersized replica pool.
+    Lease acquire_read(source_location where = source_location::current()) {
+        const P& side = replica_ ? *replica_ : primary_;
+        return acquire_read(side.options().acquire_timeout, where);
+    }
+    Lease acquire_read(duration timeout, source_location where = source_location::current()) {
+        if (replica_) {
+            try {
+                Lease lease = replica_->acquire(timeout, where);
+                replica_reads_.fetch_add(1, std::memory_order_relaxed);
+                return lease;
+            } catch (const Error& e) {
+                if (!replica_down(e)) throw;
+            }
+        }
+        Lease lease = primary_.acquire(timeout, where);
+        fallback_reads_.fetch_add(1, std::memory_order_relaxed);
+        return lease;
+    }
+
+    // Each pool's stats (one lock each, taken in turn) and the counters.
+    RouterStats stats() const {
+        RouterStats s;
+        s.primary = primary_.stats();
+        if (replica_) s.replica = replica_->stats();
+        s.writes = writes_.load(std::memory_order_relaxed);
+        s.replica_reads = replica_reads_.load(std::memory_order_relaxed);
+        s.fallback_reads = fallback_reads_.load(std::memory_order_relaxed);
+        return s;
+    }
+
+    P& primary() const noexcept { return primary_; }
+    P* replica() const noexcept { return replica_; }
+
+private:
+    // Whether the replica failed for want of a connection (fall back), rather
+    // than for being busy (do not).
+    bool replica_down(const Error& e) const {
+        switch (e.kind()) {
+            case ErrorKind::connect_failed:    // a driver or pool that reports the connect error itself
+            case ErrorKind::pool_unavailable:  // breaker open: it stopped dialing after repeated failures
+            case ErrorKind::pool_closed:       // shut down: it will not serve again
+                return true;
+            case ErrorKind::acquire_timeout:
+                // The wait ended before the breaker opened: it was for
+                // connects, and the latest one failed.
+                return !replica_->last_connect_error().empty();
+            default: return false;
+        }
+    }
+
+    P& primary_;
+    P* replica_;
+    std::atomic<std::uint64_t> writes_{0}, replica_reads_{0}, fallback_reads_{0};
+};
+
+}  // namespace reservoir
+// ---- reservoir/app/signals.hpp
+// reservoir::SignalShutdown: turns SIGTERM and SIGINT into an ordinary call,
+// typically shutdown(deadline) of the global pools, with no code at all in a
+// signal handler. The constructor blocks the signals in the calling thread;
+// threads started afterwards inherit the mask, so construct it first thing in
+// main(), before any other thread exists. A dedicated thread takes them with
+// sigwait() and runs the callback, free to lock, allocate and log.
+//
+//   int main() {
+//       reservoir::SignalShutdown on_signal([](int) { reservoir::global<reservoir::PgPool>::shutdown_all(10s); });
+//       auto& pool = reservoir::global<reservoir::PgPool>::init(reservoir::pg::Config::from_env());
+//       ... serve until on_signal.triggered(), or block in on_signal.wait() ...
+//   }
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <initializer_list>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+
+namespace reservoir {
+
+class SignalShutdown {
+public:
+    explicit SignalShutdown(std::function<void(int signal)> on_signal,
+                            std::initializer_list<int> signals = {SIGTERM, SIGINT})
+        : on_signal_(std::move(on_signal)) {
+        if (signals.size() == 0) throw Error(ErrorKind::config, "reservoir: SignalShutdown: no signals given");
+        sigemptyset(&set_);
+        for (int s : signals) sigaddset(&set_, s);
+        wake_signal_ = *signals.begin();
+        if (const int err = pthread_sigmask(SIG_BLOCK, &set_, nullptr); err != 0)
+            throw Error(ErrorKind::config, "reservoir: SignalShutdown: pthread_sigmask failed: error " +
+                                               std::to_string(err));
+        thread_ = std::thread([this] { run(); });
+    }
+    SignalShutdown(const SignalShutdown&) = delete;
+    SignalShutdown& operator=(const SignalShutdown&) = delete;
+
+    // Without a signal, stops the waiting thread; with one, waits for the
+    // callback to finish. The signals stay blocked.
+    ~SignalShutdown() {
+        closing_.store(true);
+        if (!triggered()) pthread_kill(thread_.native_handle(), wake_signal_);
+        thread_.join();
+    }
+
+    // Blocks until a signal has arrived and the callback has returned; the signal.
+    int wait() {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return done_; });
+        return received_;
+    }
+
+    // Whether a signal has arrived (the callback may still be running).
+    bool triggered() const noexcept { return triggered_.load(); }
+
+private:
+    void run() {
+        int signal = 0;
+        while (sigwait(&set_, &signal) != 0) {
+        }
+        if (!closing_.load()) {
+            triggered_.store(true);
+            on_signal_(signal);
+        }
+        std::lock_guard lk(mu_);
+        received_ = signal;
+        done_ = true;
+        cv_.notify_all();
+    }
+
+    std::function<void(int)> on_signal_;
+    sigset_t set_{};
+    int wake_signal_ = 0;
+    std::atomic<bool> closing_{false}, triggered_{false};
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    int received_ = 0;
+    std::thread thread_;
+};
+
+}  // namespace reservoir
 
 namespace reservoir {
 

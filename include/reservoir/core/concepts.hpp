@@ -69,7 +69,7 @@ enum class ReleaseAction {
 };
 
 // ContextPolicy: keeps one borrower's session state from reaching the next.
-//   on_release(conn)     decides, without I/O, what a returned connection needs
+//   on_release(conn)     decides, without blocking, what a returned connection needs
 //   reset(conn, deadline) cleans it; false means close it instead
 template <class C, class Conn>
 concept ContextPolicy = requires(C& c, Conn& conn, time_point deadline) {

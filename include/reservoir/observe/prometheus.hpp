@@ -112,37 +112,12 @@ inline bool valid_label_name(std::string_view n) noexcept {
 }
 
 // Well-formed UTF-8 as Go (and so Prometheus) checks it: no overlong forms,
-// no surrogates, nothing above U+10FFFF.
+// no surrogates, nothing above U+10FFFF (json.hpp's utf8_step).
 inline bool valid_utf8(std::string_view s) noexcept {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        std::size_t len = 4;
-        unsigned char lo = 0x80, hi = 0xbf;  // the range allowed for the second byte
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            if (c == 0xe0) lo = 0xa0;       // overlong
-            else if (c == 0xed) hi = 0x9f;  // surrogates
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            if (c == 0xf0) lo = 0x90;       // overlong
-            else if (c == 0xf4) hi = 0x8f;  // above U+10FFFF
-        } else {
-            return false;
-        }
-        if (s.size() - i < len) return false;
-        const auto b1 = static_cast<unsigned char>(s[i + 1]);
-        if (b1 < lo || b1 > hi) return false;
-        for (std::size_t k = 2; k < len; ++k) {
-            const auto b = static_cast<unsigned char>(s[i + k]);
-            if (b < 0x80 || b > 0xbf) return false;
-        }
-        i += len;
+    for (std::size_t i = 0; i < s.size();) {
+        const Utf8Step step = utf8_step(s, i);
+        if (!step.valid) return false;
+        i += step.size;
     }
     return true;
 }

@@ -360,16 +360,7 @@ public:
               every) {}
 };
 
-// Polls `condition` every `every` until it holds or `limit` passes.
-template <class Condition>
-bool eventually(Condition condition, Clock::duration limit, Clock::duration every = 10ms) {
-    const auto deadline = Clock::now() + limit;
-    for (;;) {
-        if (condition()) return true;
-        if (Clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(every);
-    }
-}
+using testsupport::eventually;
 
 // Sessions of `app` on the server now, from a fresh admin connection.
 inline long long sessions_of(const std::string& admin_url, const std::string& app) {

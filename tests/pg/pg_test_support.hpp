@@ -13,9 +13,14 @@
 #include <string>
 #include <thread>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <reservoir/pg/pg.hpp>
+
+#include "../common/eventually.hpp"
 
 namespace pgtest {
 
@@ -61,13 +66,7 @@ inline reservoir::pg::Connection connect(const reservoir::pg::Config& c) {
 inline reservoir::pg::Connection connect() { return connect(config()); }
 inline reservoir::pg::Connection connect_admin() { return connect(reservoir::pg::Config::from_url(admin_url())); }
 
-// Polls until `condition` holds or `limit` passes; false if it never did.
-template <class Condition>
-bool eventually(Condition condition, Clock::duration limit = 5s) {
-    for (const auto until = Clock::now() + limit; !condition(); std::this_thread::sleep_for(5ms))
-        if (Clock::now() >= until) return false;
-    return true;
-}
+using testsupport::eventually;
 
 // Whether backend `pid` is running a statement, as pg_stat_activity shows it.
 inline bool backend_active(reservoir::pg::Connection& admin, int pid) {
@@ -106,5 +105,31 @@ private:
 inline long long elapsed_ms(Clock::time_point since) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count();
 }
+
+// A TCP socket on 127.0.0.1 bound to a free port, listening or not.
+class LocalSocket {
+public:
+    explicit LocalSocket(bool listening) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+        REQUIRE(fd_ >= 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        socklen_t len = sizeof addr;
+        REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+        port_ = ntohs(addr.sin_port);
+        // Listening, the kernel completes handshakes into the backlog, and
+        // nobody ever accepts or reads: the startup exchange never answers.
+        if (listening) REQUIRE(::listen(fd_, 16) == 0);
+    }
+    ~LocalSocket() { ::close(fd_); }
+    LocalSocket(const LocalSocket&) = delete;
+    LocalSocket& operator=(const LocalSocket&) = delete;
+    std::string port() const { return std::to_string(port_); }
+
+private:
+    int fd_;
+    int port_ = 0;
+};
 
 }  // namespace pgtest

@@ -1,8 +1,5 @@
 // Connecting: clear errors without passwords, an exact deadline, settings applied.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,32 +14,6 @@ using namespace pgtest;
 namespace pg = reservoir::pg;
 
 namespace {
-
-// A TCP socket on 127.0.0.1 bound to a free port, listening or not.
-class LocalSocket {
-public:
-    explicit LocalSocket(bool listening) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-        REQUIRE(fd_ >= 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        socklen_t len = sizeof addr;
-        REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-        port_ = ntohs(addr.sin_port);
-        // Listening, the kernel completes handshakes into the backlog, and
-        // nobody ever accepts or reads: the startup exchange never answers.
-        if (listening) REQUIRE(::listen(fd_, 16) == 0);
-    }
-    ~LocalSocket() { ::close(fd_); }
-    LocalSocket(const LocalSocket&) = delete;
-    LocalSocket& operator=(const LocalSocket&) = delete;
-    std::string port() const { return std::to_string(port_); }
-
-private:
-    int fd_;
-    int port_ = 0;
-};
 
 // Connects and returns the ConnectError's message, failing the test if it does not throw one.
 std::string connect_error(const pg::Config& cfg, reservoir::duration timeout = 5s) {

@@ -3,11 +3,6 @@
 // (seeded random bytes) that must leave no trace in any text the library
 // writes. Neither needs the server: connects go to a closed loopback port.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -24,29 +19,6 @@ namespace pg = reservoir::pg;
 namespace {
 
 using Fields = std::map<std::string, std::string>;
-
-// A port on 127.0.0.1 that refuses connections: bound, so no one else takes it, but not listening.
-class ClosedPort {
-public:
-    ClosedPort() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-        REQUIRE(fd_ >= 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        socklen_t len = sizeof addr;
-        REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-        port_ = std::to_string(ntohs(addr.sin_port));
-    }
-    ~ClosedPort() { ::close(fd_); }
-    ClosedPort(const ClosedPort&) = delete;
-    ClosedPort& operator=(const ClosedPort&) = delete;
-    const std::string& port() const { return port_; }
-
-private:
-    int fd_;
-    std::string port_;
-};
 
 // What PQconninfoParse makes of `text`: every keyword with a non-empty value,
 // or nullopt if it rejects it (and its message in `error`).
@@ -252,7 +224,7 @@ std::string generated(std::mt19937_64& rng, const std::vector<std::string>& keys
 }  // namespace
 
 TEST_CASE("Config reads connection strings as libpq's PQconninfoParse does", "[pg][conninfo]") {
-    const ClosedPort closed;
+    const LocalSocket closed(false);  // bound, so no one else takes the port, but not listening: refused
     const auto installed = libpq_keywords();
     std::vector<std::string> inputs = corpus();
     std::mt19937_64 rng(20261207);  // fixed: a failure replays
@@ -424,7 +396,7 @@ std::vector<std::string> texts_about(const std::string& text, const std::string&
 }  // namespace
 
 TEST_CASE("no text the library writes holds 4 bytes in a row of a password", "[pg][conninfo]") {
-    const ClosedPort closed;
+    const LocalSocket closed(false);  // bound, so no one else takes the port, but not listening: refused
     std::mt19937_64 rng(7122026);  // fixed: a failure replays
     const int passwords = 300;
     // A 4-byte run that the same texts hold with a 2-byte password is the text's own, not the password's.
@@ -455,7 +427,7 @@ TEST_CASE("no text the library writes holds 4 bytes in a row of a password", "[p
 }
 
 TEST_CASE("a password that is also a word of libpq's message leaves the message whole", "[pg][conninfo]") {
-    const ClosedPort closed;
+    const LocalSocket closed(false);  // bound, so no one else takes the port, but not listening: refused
     for (const char* password : {"failed", "port", "Connection", "127.0.0.1"}) {
         pg::Config c;
         c.host = "127.0.0.1";

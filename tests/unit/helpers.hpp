@@ -7,21 +7,13 @@
 
 #include <reservoir/reservoir.hpp>
 
+#include "../common/eventually.hpp"
+
 namespace test {
 
 using namespace std::chrono_literals;
 
-// Polls `condition` until it holds or `limit` passes: for state that other
-// threads reach in their own time. Returns whether it held.
-template <class Condition>
-bool eventually(Condition condition, std::chrono::milliseconds limit = 5s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!condition()) {
-        if (std::chrono::steady_clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
-}
+using testsupport::eventually;
 
 // A pool whose time and maintenance the test drives: a manual clock and no
 // background threads (acquire connects inline; the test calls maintain()).

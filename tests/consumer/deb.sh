@@ -3,7 +3,7 @@
 # Builds the Debian package with CPack and checks it without installing it:
 #   deb             cpack -G DEB builds libreservoir-dev_VERSION_all.deb; its control
 #                   fields (dpkg-deb -I) and its files (dpkg-deb -c: every header,
-#                   the CMake package, reservoir.pc with prefix /usr) are checked;
+#                   the CMake package, reservoir.pc with prefix /usr, the copyright) are checked;
 #                   dpkg -x unpacks it into WORK_DIR/root
 #   deb-cmake       tests/consumer with find_package(reservoir) from WORK_DIR/root/usr
 #   deb-pkg-config  tests/consumer with reservoir.pc from WORK_DIR/root, no CMake
@@ -46,17 +46,21 @@ way_deb() {
     grep -qxF "./usr/include/${header#./}" <<<"$files" || fail "missing header usr/include/${header#./}" || return
   done
   for file in ./usr/share/cmake/reservoir/reservoirConfig.cmake ./usr/share/cmake/reservoir/reservoirConfigVersion.cmake \
-    ./usr/share/cmake/reservoir/reservoirTargets.cmake ./usr/share/pkgconfig/reservoir.pc; do
+    ./usr/share/cmake/reservoir/reservoirTargets.cmake ./usr/share/pkgconfig/reservoir.pc \
+    ./usr/share/doc/libreservoir-dev/copyright; do
     grep -qxF "$file" <<<"$files" || fail "missing $file" || return
   done
   # Nothing else: no binaries, no build or test files.
   local other
   other=$(grep -v -e '/$' -e '^\./usr/include/reservoir/.*\.hpp$' -e '^\./usr/share/cmake/reservoir/' \
-    -e '^\./usr/share/pkgconfig/reservoir\.pc$' <<<"$files" || true)
+    -e '^\./usr/share/pkgconfig/reservoir\.pc$' -e '^\./usr/share/doc/libreservoir-dev/copyright$' <<<"$files" || true)
   [[ -z $other ]] || fail "unexpected files: $other" || return
 
   dpkg -x "$deb" "$root"
   grep -qx 'prefix=/usr' "$root/usr/share/pkgconfig/reservoir.pc" || fail "reservoir.pc's prefix is not /usr" || return
+  grep -qx 'License: Expat' "$root/usr/share/doc/libreservoir-dev/copyright" &&
+    grep -qxF " $(sed -n 5p "$src/LICENSE")" "$root/usr/share/doc/libreservoir-dev/copyright" ||
+    fail "the copyright file does not carry LICENSE" || return
   echo "$(basename "$deb"): $(wc -l <<<"$files") entries, as expected"
 }
 

@@ -73,6 +73,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -877,12 +878,16 @@ int run(const Settings& settings) {
         return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
     };
     const auto cycles_deadline = Clock::now() + to_duration(settings.seconds);
+    // Every worker thread starts its loop at once: a short --cycles run would
+    // otherwise be over for the first threads before the last one started.
+    std::latch start_line(settings.mode == Mode::async ? 0 : settings.workers);
     const auto worker = [&](int w) {
         WorkerState& me = state[static_cast<std::size_t>(w)];
         std::minstd_rand rng(static_cast<unsigned>(w) + 1);
         std::optional<pg::Driver> driver;
         if (settings.mode == Mode::connect) driver.emplace(config);
         const std::uint64_t iterations = share(w);
+        start_line.arrive_and_wait();
         for (std::uint64_t i = 0; i < iterations; ++i) {
             const int now_phase = phase.load(std::memory_order_relaxed);
             if (now_phase == finished) return;

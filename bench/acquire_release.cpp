@@ -54,11 +54,14 @@ struct NoStatsPool : TrustingPool {
 // The defaults, to show what the default health checks cost.
 using DefaultPool = reservoir::MockPool;
 
+// The baseline: the naive mutex + condition variable pool on the mock driver.
+using NaiveMockPool = NaivePool<reservoir::mock::Driver>;
+
 // Benchmark names; a pool type without one does not compile.
 constexpr const char* name_of(std::type_identity<TrustingPool>) { return "reservoir_trusting"; }
 constexpr const char* name_of(std::type_identity<NoStatsPool>) { return "reservoir_trusting_nostats"; }
 constexpr const char* name_of(std::type_identity<DefaultPool>) { return "reservoir_default"; }
-constexpr const char* name_of(std::type_identity<NaivePool>) { return "naive"; }
+constexpr const char* name_of(std::type_identity<NaiveMockPool>) { return "naive"; }
 
 template <class Pool>
 constexpr const char* pool_name = name_of(std::type_identity<Pool>{});
@@ -111,7 +114,7 @@ void wait_until_warm(const Pool& pool, std::size_t size) {
 template <class Pool>
 std::unique_ptr<Pool> make_warm_pool(std::size_t size) {
     reservoir::mock::Driver driver(std::make_shared<reservoir::mock::Server>());
-    if constexpr (std::is_same_v<Pool, NaivePool>) {
+    if constexpr (std::is_same_v<Pool, NaiveMockPool>) {
         return std::make_unique<Pool>(std::move(driver), size);  // connects before returning
     } else {
         auto pool = std::make_unique<Pool>(
@@ -237,7 +240,7 @@ void acquire_release(benchmark::State& state) {
     state.counters["allocs_per_cycle"] = static_cast<double>(totals->allocations) / all_cycles;
     state.counters["switches_per_cycle"] = static_cast<double>(totals->switches) / all_cycles;
     state.counters["cut_off"] = totals->cut_off ? 1 : 0;
-    if constexpr (!std::is_same_v<Pool, NaivePool> && !std::is_same_v<Pool, NoStatsPool>) {
+    if constexpr (!std::is_same_v<Pool, NaiveMockPool> && !std::is_same_v<Pool, NoStatsPool>) {
         const auto wait = pool.stats().acquire_wait;
         state.counters["p99_wait_us"] = static_cast<double>(wait.quantile(0.99).count()) / 1e3;
         state.counters["max_wait_us"] = static_cast<double>(wait.max().count()) / 1e3;
@@ -261,7 +264,7 @@ void register_shape(const Shape& shape) {
         register_shape<TrustingPool>(shape);
         register_shape<NoStatsPool>(shape);
         register_shape<DefaultPool>(shape);
-        register_shape<NaivePool>(shape);
+        register_shape<NaiveMockPool>(shape);
     }
     return true;
 }();

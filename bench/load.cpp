@@ -4,12 +4,15 @@
 // spends per query (CPU, context switches).
 //
 //   reservoir-load [--url URL] [--workers N] [--pool N] [--seconds S] [--warmup S]
-//                  [--query point|sleep|SQL] [--mode pool|async|connect|shared|pipeline]
+//                  [--query point|sleep|none|SQL] [--mode pool|naive|async|connect|shared|pipeline]
 //                  [--batch N] [--threads N] [--json FILE] [--quiet] [--handoff-after MS]
-//                  [--reset discard_all|light|trust_sql_text|none]
+//                  [--reset discard_all|light|trust_sql_text|none] [--cycles N]
 //
 // Modes, the same workers each time:
 //   pool     one reservoir PgPool of --pool connections, shared by every worker
+//   naive    the same workers and loop on the naive pool (bench/naive_pool.hpp:
+//            a std::mutex, a std::condition_variable and a deque of --pool libpq
+//            connections, opened before the run; no checks, no session reset)
 //   async    the same pool, event-driven: the workers are state machines on
 //            --threads event-loop threads (default 2, like pgbench -j 2) that
 //            share one epoll set. A worker asks with async_acquire, sends its
@@ -27,6 +30,9 @@
 //   point    SELECT name FROM reservoir_load_items WHERE id = $1, on a seeded
 //            table of 10,000 rows, a random id per query
 //   sleep    SELECT pg_sleep(0.002): 2 ms of server time, no server CPU
+//   none     no statement: a worker's loop is acquire and release alone, and a
+//            "query" is one cycle (the summary adds ns_per_cycle, wall time
+//            over every worker's cycles); pool and naive modes only
 //   SQL      any other text: run as given, without parameters
 //
 // Each query's latency runs from just before the acquire (or the connect, or
@@ -42,6 +48,14 @@
 // ever saw more connections from us than --pool or the pool did not shut down
 // cleanly; 2 for bad flags; 3 when the run overstayed its bound (--warmup +
 // --seconds + 120 s) and was cut short.
+//
+// --cycles N: the run ends once the workers have made N loop iterations
+// between them (each its even share), or at --seconds, whichever is first;
+// there is no warm-up, every iteration is measured, and the server is counted
+// once before and once after instead of every 50 ms, so that the process makes
+// no system call per unit of time that would not also be made per iteration
+// (for `strace -f -c`: the difference between runs of N and 2N cycles over N
+// is the calls of a cycle). Pool and naive modes only.
 //
 // Settings without --url come from the environment (DATABASE_URL, DB_*), as
 // pg::Config::from_env reads them.
@@ -59,6 +73,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -76,6 +91,8 @@
 #include <reservoir/pg/pg.hpp>
 #include <reservoir/reservoir.hpp>
 
+#include "naive_pool.hpp"
+
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
@@ -83,11 +100,12 @@ namespace {
 
 namespace pg = reservoir::pg;
 
-enum class Mode { pool, async, connect, shared, pipeline };
+enum class Mode { pool, naive, async, connect, shared, pipeline };
 
 constexpr const char* mode_name(Mode m) {
     switch (m) {
         case Mode::pool: return "pool";
+        case Mode::naive: return "naive";
         case Mode::async: return "async";
         case Mode::connect: return "connect";
         case Mode::shared: return "shared";
@@ -97,6 +115,10 @@ constexpr const char* mode_name(Mode m) {
 }
 
 constexpr bool uses_pool(Mode m) { return m == Mode::pool || m == Mode::async || m == Mode::pipeline; }
+// Modes that hold --pool connections, reservoir's or the naive pool's.
+constexpr bool holds_pool(Mode m) { return uses_pool(m) || m == Mode::naive; }
+
+using NaivePgPool = reservoir_bench::NaivePool<pg::Driver>;
 
 constexpr int table_rows = 10000;
 constexpr const char* point_sql = "SELECT name FROM reservoir_load_items WHERE id = $1";
@@ -120,6 +142,7 @@ struct Settings {
     Mode mode = Mode::pool;
     int batch = 100;  // statements per lease in pipeline mode
     int threads = 2;  // event-loop threads in async mode
+    std::uint64_t cycles = 0;  // 0 = timed; otherwise the run's iterations, all workers together
     std::string json;
     bool quiet = false;  // no progress line and no readable summary
     std::optional<std::chrono::milliseconds> handoff_after;  // the pool's option; unset = its default
@@ -140,9 +163,10 @@ constexpr const char* reset_name(pg::ResetMode m) {
     std::fprintf(stderr,
                  "reservoir-load: %s\n"
                  "usage: reservoir-load [--url URL] [--admin-url URL] [--workers N] [--pool N] [--seconds S]\n"
-                 "                      [--warmup S] [--query point|sleep|SQL] [--mode pool|async|connect|shared|pipeline]\n"
+                 "                      [--warmup S] [--query point|sleep|none|SQL]\n"
+                 "                      [--mode pool|naive|async|connect|shared|pipeline]\n"
                  "                      [--batch N] [--threads N] [--json FILE] [--quiet] [--handoff-after MS]\n"
-                 "                      [--reset discard_all|light|trust_sql_text|none]\n",
+                 "                      [--reset discard_all|light|trust_sql_text|none] [--cycles N]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -188,6 +212,7 @@ Settings parse(int argc, char** argv) {
         else if (flag == "--batch") s.batch = static_cast<int>(number(flag, value, 1, 10000));
         else if (flag == "--threads") s.threads = static_cast<int>(number(flag, value, 1, 64));
         else if (flag == "--json") s.json = value;
+        else if (flag == "--cycles") s.cycles = static_cast<std::uint64_t>(number(flag, value, 1, 1e12));
         else if (flag == "--reset") {
             const auto known = {pg::ResetMode::discard_all, pg::ResetMode::light, pg::ResetMode::trust_sql_text,
                                 pg::ResetMode::none};
@@ -198,16 +223,20 @@ Settings parse(int argc, char** argv) {
             s.handoff_after = std::chrono::milliseconds(static_cast<long long>(number(flag, value, 0, 60000)));
         else if (flag == "--mode") {
             if (value == "pool") s.mode = Mode::pool;
+            else if (value == "naive") s.mode = Mode::naive;
             else if (value == "async") s.mode = Mode::async;
             else if (value == "connect") s.mode = Mode::connect;
             else if (value == "shared") s.mode = Mode::shared;
             else if (value == "pipeline") s.mode = Mode::pipeline;
-            else usage("--mode must be pool, async, connect, shared or pipeline");
+            else usage("--mode must be pool, naive, async, connect, shared or pipeline");
         } else {
             usage("unknown flag " + flag);
         }
     }
     if (s.query.empty()) usage("--query must not be empty");
+    const bool threads_on_a_pool = s.mode == Mode::pool || s.mode == Mode::naive;
+    if (s.query == "none" && !threads_on_a_pool) usage("--query none needs --mode pool or naive");
+    if (s.cycles > 0 && !threads_on_a_pool) usage("--cycles needs --mode pool or naive");
     return s;
 }
 
@@ -283,14 +312,15 @@ struct alignas(64) WorkerState {
 enum Phase : int { warming = 0, measuring = 1, finished = 2 };
 
 // Counts our sessions on the server from a connection of its own (whose own
-// application_name differs, so it does not count itself), every 50 ms.
+// application_name differs, so it does not count itself): every 50 ms, or,
+// not `polling`, only when sample() is called.
 class ServerWatch {
 public:
-    ServerWatch(pg::Config config, std::string app) : app_(std::move(app)) {
+    ServerWatch(pg::Config config, std::string app, bool polling = true) : app_(std::move(app)) {
         config.application_name = app_ + "-watch";
         config.pool.connect_timeout = connect_timeout;
         conn_ = std::make_unique<pg::Connection>(pg::Driver(config).connect(Clock::now() + connect_timeout));
-        thread_ = std::thread([this] { run(); });
+        if (polling) thread_ = std::thread([this] { run(); });
     }
     ServerWatch(const ServerWatch&) = delete;
     ServerWatch& operator=(const ServerWatch&) = delete;
@@ -300,7 +330,15 @@ public:
             stop_ = true;
         }
         wake_.notify_all();
-        thread_.join();
+        if (thread_.joinable()) thread_.join();
+    }
+    // One count now, for a watch that does not poll.
+    void sample() {
+        try {
+            count();
+        } catch (const std::exception& e) {
+            failed(e);
+        }
     }
     // -1 when the watch failed: the bound was then not observed.
     std::int64_t peak() const noexcept { return peak_.load(); }
@@ -312,18 +350,24 @@ private:
             std::unique_lock lock(mutex_);
             while (!stop_) {
                 lock.unlock();
-                const auto n = conn_->query_for(10s, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                                                app_)
-                                   .scalar<std::int64_t>();
-                last_ = n;
-                if (n > peak_) peak_ = n;
+                count();
                 lock.lock();
                 wake_.wait_for(lock, 50ms, [this] { return stop_; });
             }
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "\nreservoir-load: server watch stopped: %s\n", e.what());
-            peak_ = -1;
+            failed(e);
         }
+    }
+    void count() {
+        const auto n =
+            conn_->query_for(10s, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app_)
+                .scalar<std::int64_t>();
+        last_ = n;
+        if (n > peak_ && peak_ >= 0) peak_ = n;
+    }
+    void failed(const std::exception& e) {
+        std::fprintf(stderr, "\nreservoir-load: server watch stopped: %s\n", e.what());
+        peak_ = -1;
     }
 
     std::string app_;
@@ -393,14 +437,27 @@ void seed(pg::Connection& c) {
 class Workload {
 public:
     explicit Workload(const std::string& query)
-        : kind_(query == "point" ? Kind::point : query == "sleep" ? Kind::sleep : Kind::custom),
-          sql_(kind_ == Kind::point ? point_sql : kind_ == Kind::sleep ? sleep_sql : query) {}
+        : kind_(query == "point"   ? Kind::point
+                : query == "sleep" ? Kind::sleep
+                : query == "none"  ? Kind::none
+                                   : Kind::custom),
+          sql_(kind_ == Kind::point ? point_sql : kind_ == Kind::sleep ? sleep_sql : kind_ == Kind::none ? "" : query) {}
 
     bool point() const noexcept { return kind_ == Kind::point; }
-    const char* name() const noexcept { return kind_ == Kind::point ? "point" : kind_ == Kind::sleep ? "sleep" : "custom"; }
+    bool none() const noexcept { return kind_ == Kind::none; }
+    const char* name() const noexcept {
+        switch (kind_) {
+            case Kind::point: return "point";
+            case Kind::sleep: return "sleep";
+            case Kind::none: return "none";
+            case Kind::custom: return "custom";
+        }
+        return "?";
+    }
     const std::string& sql() const noexcept { return sql_; }
 
     void run(pg::Connection& c, std::minstd_rand& rng) const {
+        if (kind_ == Kind::none) return;  // the cycle is the acquire and release around this call
         check(kind_ == Kind::point ? c.query_for(query_timeout, sql_, random_id(rng)) : c.query_for(query_timeout, sql_));
     }
 
@@ -431,7 +488,7 @@ public:
 private:
     static int random_id(std::minstd_rand& rng) { return static_cast<int>(rng() % table_rows) + 1; }
 
-    enum class Kind { point, sleep, custom };
+    enum class Kind { point, sleep, none, custom };
     Kind kind_;
     std::string sql_;
 };
@@ -665,6 +722,8 @@ struct Summary {
     double seconds = 0, warmup = 0;
     std::uint64_t queries = 0, errors = 0;
     double qps = 0, p50 = 0, p95 = 0, p99 = 0, max = 0, mean = 0;
+    std::uint64_t cycles = 0;  // --cycles, 0 = a timed run
+    double ns_per_cycle = 0;   // --query none only
     std::int64_t peak = 0;
     double cpu_us_per_query = 0, switches_per_query = 0;
     long peak_rss_kb = 0;
@@ -676,11 +735,20 @@ struct Summary {
         std::snprintf(buf, sizeof buf,
                       "mode=%s reset=%s query=%s workers=%d pool=%zu batch=%llu seconds=%.3f queries=%llu qps=%.1f p50_ms=%.3f "
                       "p95_ms=%.3f p99_ms=%.3f max_ms=%.3f errors=%llu peak_server_connections=%lld "
-                      "client_cpu_us_per_query=%.2f peak_rss_kb=%ld context_switches_per_query=%.3f",
+                      "client_cpu_us_per_query=%.2f peak_rss_kb=%ld context_switches_per_query=%.3f%s",
                       mode.c_str(), reset.c_str(), query.c_str(), workers, pool, static_cast<unsigned long long>(batch), seconds,
                       static_cast<unsigned long long>(queries),
                       qps, p50, p95, p99, max, static_cast<unsigned long long>(errors), static_cast<long long>(peak),
-                      cpu_us_per_query, peak_rss_kb, switches_per_query);
+                      cpu_us_per_query, peak_rss_kb, switches_per_query, extra().c_str());
+        return buf;
+    }
+
+    // The fields of a cycles run and of --query none, for line().
+    std::string extra() const {
+        char buf[96] = "";
+        int n = 0;
+        if (cycles) n = std::snprintf(buf, sizeof buf, " cycles=%llu", static_cast<unsigned long long>(cycles));
+        if (query == "none") std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), " ns_per_cycle=%.1f", ns_per_cycle);
         return buf;
     }
 
@@ -704,6 +772,8 @@ struct Summary {
         field("seconds", num(seconds));
         field("warmup", num(warmup));
         field("queries", std::to_string(queries));
+        if (cycles) field("cycles", std::to_string(cycles));
+        if (query == "none") field("ns_per_cycle", num(ns_per_cycle, "%.1f"));
         field("qps", num(qps, "%.1f"));
         field("mean_ms", num(mean));
         field("p50_ms", num(p50));
@@ -767,9 +837,10 @@ int run(const Settings& settings) {
         if (work.point()) seed(c);
     }
     pg::Config watch_config = settings.admin_url.empty() ? config : pg::Config::from_url(settings.admin_url);
-    const ServerWatch watch(watch_config, app);
+    ServerWatch watch(watch_config, app, settings.cycles == 0);
 
     std::unique_ptr<reservoir::PgPool> pool;
+    std::unique_ptr<NaivePgPool> naive;
     std::unique_ptr<pg::Connection> shared;
     std::mutex shared_mutex;
     if (uses_pool(settings.mode)) {
@@ -779,9 +850,13 @@ int run(const Settings& settings) {
                                                    pg::context::Reset(settings.reset));
         const auto deadline = Clock::now() + connect_timeout;
         while (pool->stats().idle < settings.pool && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    } else if (settings.mode == Mode::naive) {
+        naive = std::make_unique<NaivePgPool>(pg::Driver(config), settings.pool, connect_timeout);
     } else if (settings.mode == Mode::shared) {
         shared = std::make_unique<pg::Connection>(pg::Driver(config).connect(Clock::now() + connect_timeout));
     }
+
+    if (settings.cycles > 0) watch.sample();  // the pool is open: every connection counts
 
     std::atomic<int> phase{warming};
     std::vector<WorkerState> state(static_cast<std::size_t>(settings.workers));
@@ -793,20 +868,42 @@ int run(const Settings& settings) {
 
     // Statements per loop iteration (and per latency recorded).
     const std::uint64_t per_iteration = settings.mode == Mode::pipeline ? static_cast<std::uint64_t>(settings.batch) : 1;
+    // With --cycles: each worker's share of the iterations, and the time bound.
+    const auto share = [&](int w) {
+        if (settings.cycles == 0) return ~std::uint64_t{0};
+        const auto n = static_cast<std::uint64_t>(settings.workers);
+        return settings.cycles / n + (static_cast<std::uint64_t>(w) < settings.cycles % n ? 1 : 0);
+    };
+    const auto to_duration = [](double s) {
+        return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+    };
+    const auto cycles_deadline = Clock::now() + to_duration(settings.seconds);
+    // Every worker thread starts its loop at once: a short --cycles run would
+    // otherwise be over for the first threads before the last one started.
+    std::latch start_line(settings.mode == Mode::async ? 0 : settings.workers);
     const auto worker = [&](int w) {
         WorkerState& me = state[static_cast<std::size_t>(w)];
         std::minstd_rand rng(static_cast<unsigned>(w) + 1);
         std::optional<pg::Driver> driver;
         if (settings.mode == Mode::connect) driver.emplace(config);
-        for (;;) {
+        const std::uint64_t iterations = share(w);
+        start_line.arrive_and_wait();
+        for (std::uint64_t i = 0; i < iterations; ++i) {
             const int now_phase = phase.load(std::memory_order_relaxed);
             if (now_phase == finished) return;
             const auto start = Clock::now();
+            if (settings.cycles > 0 && start >= cycles_deadline) return;
             try {
                 Clock::time_point end;
                 switch (settings.mode) {
                     case Mode::pool: {
                         auto lease = pool->acquire();
+                        work.run(*lease, rng);
+                        end = Clock::now();
+                        break;
+                    }
+                    case Mode::naive: {  // the same loop as pool's, on the naive pool
+                        auto lease = naive->acquire();
                         work.run(*lease, rng);
                         end = Clock::now();
                         break;
@@ -841,6 +938,13 @@ int run(const Settings& settings) {
         }
     };
 
+    Usage usage_start{}, usage_end{};
+    Clock::time_point measured_from{}, measured_to{};
+    if (settings.cycles > 0) {  // measured from the first iteration to the last
+        usage_start = Usage::now();
+        measured_from = Clock::now();
+        phase.store(measuring);
+    }
     std::vector<std::thread> threads;
     std::optional<EventLoops> loops;
     if (settings.mode == Mode::async) {
@@ -851,10 +955,10 @@ int run(const Settings& settings) {
     }
 
     const bool tty = isatty(STDERR_FILENO) != 0;
-    if (!settings.quiet)
+    if (!settings.quiet && settings.cycles == 0)
         std::fprintf(stderr, "%d workers, mode %s, query %s, %s%.0f s (+%.0f s warm-up) against %s\n",
                      settings.workers, mode_name(settings.mode), work.name(),
-                     uses_pool(settings.mode) ? ("pool of " + std::to_string(settings.pool) + ", ").c_str() : "",
+                     holds_pool(settings.mode) ? ("pool of " + std::to_string(settings.pool) + ", ").c_str() : "",
                      settings.seconds, settings.warmup, config.redacted_url().c_str());
 
     const auto total = [&](auto member) {
@@ -868,14 +972,9 @@ int run(const Settings& settings) {
         return snap;
     };
 
-    const auto to_duration = [](double s) {
-        return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-    };
     const auto begin = Clock::now();
     const auto window_start = begin + to_duration(settings.warmup);
     const auto window_end = window_start + to_duration(settings.seconds);
-    Usage usage_start{}, usage_end{};
-    Clock::time_point measured_from{}, measured_to{};
     Latencies::Snapshot last_snap;
     std::uint64_t last_done = 0;
     auto last_tick = begin;
@@ -912,8 +1011,15 @@ int run(const Settings& settings) {
     };
 
     // The measured window opens and closes on the main thread, which reads
-    // the process's resource usage at both ends.
-    for (;;) {
+    // the process's resource usage at both ends; with --cycles it closes when
+    // the last worker is done, and the main thread only waits for that.
+    if (settings.cycles > 0) {
+        for (auto& t : threads) t.join();
+        measured_to = Clock::now();
+        usage_end = Usage::now();
+        phase.store(finished);
+    }
+    while (settings.cycles == 0) {
         const int ph = phase.load();
         const auto wake = std::min(next_tick, ph == warming ? window_start : window_end);
         std::this_thread::sleep_until(wake);
@@ -934,24 +1040,28 @@ int run(const Settings& settings) {
         }
     }
     const Latencies::Snapshot dist = merged();  // recording stopped with the phase
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        if (t.joinable()) t.join();
+    if (settings.cycles > 0) watch.sample();  // before the pool closes
     loops.reset();
     if (!settings.quiet && tty) std::fprintf(stderr, "\n");
 
     Summary s;
     s.mode = mode_name(settings.mode);
-    s.reset = reset_name(settings.reset);
+    s.reset = settings.mode == Mode::naive ? "none" : reset_name(settings.reset);  // the naive pool never resets
     s.query = work.name();
     s.sql = work.sql();
     s.workers = settings.workers;
     // The most connections the client may hold: the pool's max, one, or no bound (0).
-    s.pool = uses_pool(settings.mode) ? settings.pool : settings.mode == Mode::shared ? 1 : 0;
+    s.pool = holds_pool(settings.mode) ? settings.pool : settings.mode == Mode::shared ? 1 : 0;
     s.batch = per_iteration;
     s.seconds = std::chrono::duration<double>(measured_to - measured_from).count();
-    s.warmup = settings.warmup;
+    s.warmup = settings.cycles > 0 ? 0 : settings.warmup;
+    s.cycles = settings.cycles;
     s.queries = dist.n * per_iteration;
     s.errors = total(&WorkerState::errors);
     s.qps = static_cast<double>(s.queries) / s.seconds;
+    if (work.none()) s.ns_per_cycle = s.queries ? s.seconds * 1e9 / static_cast<double>(s.queries) : 0;
     s.p50 = dist.quantile_ms(0.50);
     s.p95 = dist.quantile_ms(0.95);
     s.p99 = dist.quantile_ms(0.99);
@@ -968,6 +1078,7 @@ int run(const Settings& settings) {
         drained = pool->shutdown(10s);
         pool.reset();
     }
+    naive.reset();
     shared.reset();
     s.peak = watch.peak();  // over the warm-up and the window
     s.peak_rss_kb = Usage::now().max_rss_kb;
@@ -978,7 +1089,9 @@ int run(const Settings& settings) {
         std::fprintf(stderr, "latency      p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms\n", s.p50, s.p95, s.p99,
                      s.max);
         std::fprintf(stderr, "errors       %llu\n", static_cast<unsigned long long>(s.errors));
-        if (uses_pool(settings.mode))
+        if (work.none())
+            std::fprintf(stderr, "cycles       %.1f ns each, wall time over all workers' cycles\n", s.ns_per_cycle);
+        if (holds_pool(settings.mode))
             std::fprintf(stderr, "server       peak %lld connections from this process in pg_stat_activity (max %zu)\n",
                          static_cast<long long>(s.peak), settings.pool);
         else
@@ -1011,8 +1124,11 @@ int run(const Settings& settings) {
     if (s.errors > 0) fail("some queries failed");
     if (s.queries == 0) fail("no query completed in the measured window");
     if (s.peak < 0) fail("the server watch failed, so the connection bound was not observed");
-    if (uses_pool(settings.mode) && s.peak > static_cast<std::int64_t>(settings.pool))
+    if (holds_pool(settings.mode) && s.peak > static_cast<std::int64_t>(settings.pool))
         fail("the server saw more connections than the pool's max");
+    // The naive pool opens all of them before the run and never closes one.
+    if (settings.mode == Mode::naive && s.peak >= 0 && s.peak < static_cast<std::int64_t>(settings.pool))
+        fail("the server saw fewer connections than the naive pool's size");
     if (!drained) fail("the pool did not shut down cleanly");
     return ok ? 0 : 1;
 }

@@ -1,8 +1,10 @@
 #pragma once
 // The baseline every pool benchmark compares against: the simplest correct
 // pool, one std::mutex + std::condition_variable + std::deque of idle
-// connections. No health checks, no growth, no timeout: a fixed set of
-// connections opened up front, handed out FIFO.
+// connections. No health checks, no session reset, no growth, no timeout: a
+// fixed set of connections opened up front, handed out FIFO. A template on
+// the driver, so that the microbenchmark runs it on the mock driver and
+// reservoir-load (--mode naive) on libpq with the same code.
 
 #include <chrono>
 #include <condition_variable>
@@ -12,13 +14,14 @@
 #include <optional>
 #include <utility>
 
-#include <reservoir/mock/driver.hpp>
+#include <reservoir/core/concepts.hpp>
 
 namespace reservoir_bench {
 
+template <reservoir::Driver D>
 class NaivePool {
 public:
-    using Connection = reservoir::mock::Connection;
+    using Connection = typename D::connection_type;
 
     // Returns its connection to the pool when destroyed. Move-only.
     class Lease {
@@ -42,8 +45,10 @@ public:
         std::optional<Connection> conn_;
     };
 
-    NaivePool(reservoir::mock::Driver driver, std::size_t size) : driver_(std::move(driver)) {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    // Opens all `size` connections before returning; throws what the driver's connect throws.
+    NaivePool(D driver, std::size_t size, std::chrono::steady_clock::duration connect_timeout = std::chrono::seconds(10))
+        : driver_(std::move(driver)) {
+        const auto deadline = std::chrono::steady_clock::now() + connect_timeout;
         for (std::size_t i = 0; i < size; ++i) idle_.push_back(driver_.connect(deadline));
     }
 
@@ -65,7 +70,7 @@ private:
         available_.notify_one();  // after unlocking, so the woken thread does not block on the mutex
     }
 
-    reservoir::mock::Driver driver_;
+    D driver_;
     std::mutex mutex_;
     std::condition_variable available_;
     std::deque<Connection> idle_;

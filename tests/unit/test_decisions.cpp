@@ -34,13 +34,14 @@ TEST_CASE("need_connect: when the pool dials", "[decisions]") {
         bool expected;
     };
     // live, connecting, waiting, retrying, min, max, max_connecting, closing
+    // clang-format off
     const Row rows[] = {
         {"a waiter with no connect in flight gets one", {2, 0, 1, 0, 0, 10, 2, false}, BreakerState::closed, 0ms, true},
         {"no waiter and min reached: nothing to dial", {2, 0, 0, 0, 2, 10, 2, false}, BreakerState::closed, 0ms, false},
-        {"below min a connect is wanted without waiters", {1, 0, 0, 0, 2, 10, 2, false}, BreakerState::closed, 0ms, true},
+        {"below min a connect is wanted anyway", {1, 0, 0, 0, 2, 10, 2, false}, BreakerState::closed, 0ms, true},
         {"connects in flight count toward min", {1, 1, 0, 0, 2, 10, 2, false}, BreakerState::closed, 0ms, false},
-        {"as many connects in flight as waiters: no more", {2, 2, 2, 0, 0, 10, 3, false}, BreakerState::closed, 0ms, false},
-        {"more waiters than connects in flight: one more", {2, 1, 2, 0, 0, 10, 3, false}, BreakerState::closed, 0ms, true},
+        {"as many connects in flight as waiters", {2, 2, 2, 0, 0, 10, 3, false}, BreakerState::closed, 0ms, false},
+        {"more waiters than connects in flight: one", {2, 1, 2, 0, 0, 10, 3, false}, BreakerState::closed, 0ms, true},
         {"waiters woken to claim an idle connection need no connect", {2, 0, 2, 2, 0, 10, 2, false},
          BreakerState::closed, 0ms, false},
         {"never beyond max_size, connects in flight included", {9, 1, 5, 0, 0, 10, 4, false}, BreakerState::closed, 0ms,
@@ -57,6 +58,7 @@ TEST_CASE("need_connect: when the pool dials", "[decisions]") {
          0ms, true},
         {"nothing is dialed once the pool is closing", {0, 0, 3, 0, 2, 10, 2, true}, BreakerState::closed, 0ms, false},
     };
+    // clang-format on
     for (const Row& row : rows) {
         SECTION(row.rule) { CHECK(need_connect(row.in, row.breaker, t0, t0 + row.backoff_left) == row.expected); }
     }
@@ -171,6 +173,7 @@ TEST_CASE("housekeeping's verdict on one idle connection", "[decisions]") {
         std::optional<CloseReason> close;
         bool ping;
     };
+    // clang-format off
     const Row rows[] = {
         {"a connection idle less than idle_timeout is kept", false, false, 5, 1, 9s, std::nullopt, false},
         {"idle for idle_timeout above min, it is closed", false, false, 5, 1, 10s, CloseReason::idle_timeout, false},
@@ -181,6 +184,7 @@ TEST_CASE("housekeeping's verdict on one idle connection", "[decisions]") {
         {"a kept connection due a keepalive is pinged", false, true, 1, 1, 60s, std::nullopt, true},
         {"a connection closed is not pinged as well", false, true, 5, 1, 60s, CloseReason::idle_timeout, false},
     };
+    // clang-format on
     for (const Row& row : rows) {
         SECTION(row.rule) {
             const ScriptedHealth health{row.retire, row.keepalive};
@@ -203,6 +207,7 @@ TEST_CASE("an idle worker times out async waiters first, then housekeeps, else s
         duration wake;  // from now, when it sleeps
     };
     static constexpr duration none = duration::max() / 2;
+    // clang-format off
     const Row rows[] = {
         {"an async deadline passed: time out", 0ms, 0ms, none, none, WorkerPlan::time_out, 0ms},
         {"housekeeping due: housekeep", 5ms, 0ms, none, none, WorkerPlan::housekeep, 0ms},
@@ -212,6 +217,7 @@ TEST_CASE("an idle worker times out async waiters first, then housekeeps, else s
         {"a backoff already over does not", none, 100ms, -5ms, none, WorkerPlan::sleep, 100ms},
         {"the end of an open breaker's cooldown wakes it to probe", none, 100ms, 50ms, 10ms, WorkerPlan::sleep, 10ms},
     };
+    // clang-format on
     for (const Row& row : rows) {
         SECTION(row.rule) {
             const auto at = [](duration d) { return d == none ? never : t0 + d; };
@@ -251,12 +257,12 @@ TEST_CASE("the state is freed by the last reference: the Pool's, a release's, or
     }
     SECTION("once orphaned, a release holds its lease's reference, taken when the Pool went") {
         References refs;
-        refs.orphan(2);              // two leases out
-        CHECK_FALSE(refs.drop());    // the Pool's
-        refs.take_for_release();     // no new reference: the lease's
+        refs.orphan(2);            // two leases out
+        CHECK_FALSE(refs.drop());  // the Pool's
+        refs.take_for_release();   // no new reference: the lease's
         CHECK_FALSE(refs.drop());
         refs.take_for_release();
-        CHECK(refs.drop());          // the last lease frees it
+        CHECK(refs.drop());  // the last lease frees it
     }
 }
 
@@ -271,12 +277,13 @@ TEST_CASE("error texts carry the wait, the pool's state and the last connect err
           "reservoir: pool saturated: 8 acquirers already waiting (max_waiters = 8); " + pool);
     CHECK(unavailable_text(5, 2500ms, pool) ==
           "reservoir: pool unavailable: circuit breaker open after 5 consecutive connect failures; next attempt in "
-          "2500 ms (" + pool + ")");
+          "2500 ms (" +
+              pool + ")");
     CHECK(std::string(closed_text) == "reservoir: pool is closed (shutdown has begun)");
 }
 
 TEST_CASE("close reasons are named and counted one by one", "[decisions]") {
-    const CloseReason reasons[] = {CloseReason::idle_timeout, CloseReason::lifetime, CloseReason::broken,
+    const CloseReason reasons[] = {CloseReason::idle_timeout, CloseReason::lifetime,     CloseReason::broken,
                                    CloseReason::discarded,    CloseReason::reset_failed, CloseReason::evicted,
                                    CloseReason::shutdown};
     reservoir::CloseCounts counts;

@@ -63,6 +63,7 @@ TEST_CASE("the hand-off rule: who gets a returned connection", "[wait_queue]") {
         Release expected;
         bool serve_next;
     };
+    // clang-format off
     const Row rows[] = {
         {"a waiter queued less than handoff_after is not handed the connection, but woken to claim it", 1ms, 500us,
          false, false, false, Release::wake_head, false},
@@ -81,6 +82,7 @@ TEST_CASE("the hand-off rule: who gets a returned connection", "[wait_queue]") {
         {"a woken head handed the connection leaves the next head to be served", 1ms, 2ms, false, true, false,
          Release::hand_over, true},
     };
+    // clang-format on
     for (const Row& row : rows) {
         SECTION(row.rule) {
             Queue q(row.handoff_after);
@@ -120,7 +122,8 @@ TEST_CASE("a release with nobody waiting leaves the connection idle and reads no
 }
 
 TEST_CASE("the hand-off rule reads the clock only for a thread waiter under bounded barging", "[wait_queue]") {
-    const auto [handoff, async, expected_reads] = GENERATE(table<int, bool, int>({{1, false, 1}, {1, true, 0}, {0, false, 0}}));
+    const auto [handoff, async, expected_reads] =
+        GENERATE(table<int, bool, int>({{1, false, 1}, {1, true, 0}, {0, false, 0}}));
     Queue q{std::chrono::milliseconds(handoff)};
     Waiter w = queued_since(t0, t0 + 1h, async);
     q.enqueue(w);
@@ -135,6 +138,7 @@ TEST_CASE("the gate rule: the head needs a release's help unless it is awake or 
         duration handoff_after;
         bool queued, woken, barged, needs_help;
     };
+    // clang-format off
     const Row rows[] = {
         {"an empty queue needs no gate", 1ms, false, false, false, false},
         {"a new head needs the gate", 1ms, true, false, false, true},
@@ -143,6 +147,7 @@ TEST_CASE("the gate rule: the head needs a release's help unless it is awake or 
         {"under strict FIFO the head always needs the gate, even woken", 0ms, true, true, false, true},
         {"under strict FIFO the head always needs the gate, even barged", 0ms, true, false, true, true},
     };
+    // clang-format on
     for (const Row& row : rows) {
         SECTION(row.rule) {
             Queue q(row.handoff_after);

@@ -29,7 +29,7 @@ namespace reservoir::detail {
 enum class CloseReason { idle_timeout, lifetime, broken, discarded, reset_failed, evicted, shutdown };
 
 inline constexpr std::string_view to_string(CloseReason why) noexcept {
-    constexpr std::string_view names[] = {"idle_timeout", "lifetime", "broken", "discarded",
+    constexpr std::string_view names[] = {"idle_timeout", "lifetime", "broken",  "discarded",
                                           "reset_failed", "evicted",  "shutdown"};
     return names[static_cast<int>(why)];
 }
@@ -134,8 +134,7 @@ inline bool need_connect(const ConnectInputs& in, BreakerState breaker, time_poi
         case BreakerState::closed:
             if (now < retry_at) return false;  // the backoff after a failed connect
             break;
-        case BreakerState::open:
-            return false;
+        case BreakerState::open: return false;
         case BreakerState::half_open:
             // The probe: one at a time, and at once. The cooldown was its
             // backoff; waiting for retry_at as well (up to retry_max) left
@@ -157,7 +156,7 @@ struct ConnectState {
     std::size_t connecting = 0;  // slots with a connect in flight
     time_point retry_at{};       // no connect before this (backoff)
     Breaker breaker;
-    std::string last_error;      // empty once a connect succeeds
+    std::string last_error;  // empty once a connect succeeds
     std::uint64_t connects = 0;
     std::uint64_t failures = 0;
     Histogram connect_time;
@@ -208,8 +207,8 @@ struct IdleVerdict {
 // for idle_timeout while the pool holds more than min; then a keepalive ping
 // if the health policy wants one.
 template <class H>
-IdleVerdict idle_verdict(const H& health, const ConnectionInfo& info, time_point now, std::size_t live,
-                         std::size_t min, duration idle_timeout) noexcept {
+IdleVerdict idle_verdict(const H& health, const ConnectionInfo& info, time_point now, std::size_t live, std::size_t min,
+                         duration idle_timeout) noexcept {
     if (health.retire(info, now)) return {CloseReason::lifetime, false};
     if (live > min && now - info.last_used >= idle_timeout) return {CloseReason::idle_timeout, false};
     return {std::nullopt, health.keepalive_due(info, now)};

@@ -10,7 +10,7 @@ namespace reservoir::detail {
 
 // One reset or one connect, if any is due. False when there was nothing to do.
 template <class D, class S, class H, class C, class K>
-bool PoolState<D, S, H, C, K>::run_one_job_locked(std::unique_lock<std::mutex>& lk) {
+inline bool PoolState<D, S, H, C, K>::run_one_job_locked(std::unique_lock<std::mutex>& lk) {
     if (const auto job = jobs_.pop()) {
         job->kind == Jobs::reset ? reset(*job->slot, lk) : ping_then_keep(*job->slot, ping_verdict_time, true, lk);
         return true;
@@ -23,7 +23,7 @@ bool PoolState<D, S, H, C, K>::run_one_job_locked(std::unique_lock<std::mutex>& 
 }
 
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::connect(std::unique_lock<std::mutex>& lk) noexcept {
+inline void PoolState<D, S, H, C, K>::connect(std::unique_lock<std::mutex>& lk) noexcept {
     SlotT* s = slots_.find_empty();
     RESERVOIR_ASSERT(s, "a connect starts with no empty slot");
     set_state_locked(*s, slot_connecting);
@@ -70,7 +70,7 @@ void PoolState<D, S, H, C, K>::connect(std::unique_lock<std::mutex>& lk) noexcep
 }
 
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::reset(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
+inline void PoolState<D, S, H, C, K>::reset(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
     if (closing_) return close_locked(s, CloseReason::shutdown, lk);
     const time_point deadline = clock_.now() + options_.reset_timeout;
     lk.unlock();
@@ -92,8 +92,8 @@ void PoolState<D, S, H, C, K>::reset(SlotT& s, std::unique_lock<std::mutex>& lk)
 // Keeps the (busy) slot if its connection answers a ping within `budget`,
 // else closes it. `for_borrower`: the ping stands in for a borrower's.
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::ping_then_keep(SlotT& s, duration budget, bool for_borrower,
-                                              std::unique_lock<std::mutex>& lk) noexcept {
+inline void PoolState<D, S, H, C, K>::ping_then_keep(SlotT& s, duration budget, bool for_borrower,
+                                                     std::unique_lock<std::mutex>& lk) noexcept {
     if (closing_) return close_locked(s, CloseReason::shutdown, lk);
     const time_point deadline = clock_.now() + budget;
     lk.unlock();
@@ -105,7 +105,8 @@ void PoolState<D, S, H, C, K>::ping_then_keep(SlotT& s, duration budget, bool fo
 
 // Closes an owned slot's connection outside the lock, then frees the slot.
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::close_locked(SlotT& s, CloseReason why, std::unique_lock<std::mutex>& lk) noexcept {
+inline void PoolState<D, S, H, C, K>::close_locked(SlotT& s, CloseReason why,
+                                                   std::unique_lock<std::mutex>& lk) noexcept {
     lk.unlock();
     s.conn.reset();
     emit({EventKind::closed, {}, to_string(why), {}});
@@ -120,15 +121,15 @@ void PoolState<D, S, H, C, K>::close_locked(SlotT& s, CloseReason why, std::uniq
 // Reaps idle connections above min, retires expired ones, pings idle ones
 // due a keepalive (idle_verdict). Least-used (highest) slots first.
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::housekeep_locked(std::unique_lock<std::mutex>& lk) {
+inline void PoolState<D, S, H, C, K>::housekeep_locked(std::unique_lock<std::mutex>& lk) {
     report_leaks_locked(lk);
     for (std::size_t i = slots_.size(); i-- > 0;) {
         if (closing_) return;
         SlotT& s = slots_[i];
         const std::uint32_t w = Table::peek(s);
         if (!Table::is(w, slot_idle)) continue;
-        const IdleVerdict verdict = idle_verdict(health_, s.info(), clock_.coarse_now(), conn_.live,
-                                                 sizing_.min_size(), sizing_.idle_timeout());
+        const IdleVerdict verdict = idle_verdict(health_, s.info(), clock_.coarse_now(), conn_.live, sizing_.min_size(),
+                                                 sizing_.idle_timeout());
         if (verdict.keep()) continue;
         if (!Table::take_if_unchanged(s, w)) continue;  // just lent out: leave it
         if (verdict.close)
@@ -141,7 +142,7 @@ void PoolState<D, S, H, C, K>::housekeep_locked(std::unique_lock<std::mutex>& lk
 // A lease held past leak_threshold is reported once; its late return too
 // (see release()).
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::report_leaks_locked(std::unique_lock<std::mutex>& lk) {
+inline void PoolState<D, S, H, C, K>::report_leaks_locked(std::unique_lock<std::mutex>& lk) {
     const duration threshold = options_.leak_threshold;
     if (threshold.count() <= 0) return;
     const time_point now = clock_.coarse_now();
@@ -160,7 +161,7 @@ void PoolState<D, S, H, C, K>::report_leaks_locked(std::unique_lock<std::mutex>&
 }
 
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::begin_close_locked(std::unique_lock<std::mutex>& lk) noexcept {
+inline void PoolState<D, S, H, C, K>::begin_close_locked(std::unique_lock<std::mutex>& lk) noexcept {
     if (closing_) return;
     closing_ = true;
     slots_.flag_all();
@@ -176,27 +177,25 @@ void PoolState<D, S, H, C, K>::begin_close_locked(std::unique_lock<std::mutex>& 
 }
 
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::start_workers() {
+inline void PoolState<D, S, H, C, K>::start_workers() {
     const std::size_t n = std::min(options_.max_connecting, slots_.size());
     std::lock_guard lk(mu_);
     for (std::size_t i = 0; i < n; ++i) workers_.emplace_back([this] { worker_main(); });
 }
 
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::worker_main() noexcept {
+inline void PoolState<D, S, H, C, K>::worker_main() noexcept {
     detail::worker_stop_token() = stop_source_.get_token();
     std::unique_lock lk(mu_);
     while (!stop_) {
         if (finish_completed_locked(lk) || run_one_job_locked(lk)) continue;
         const time_point now = clock_.now();
         const Breaker& breaker = conn_.breaker;
-        const WorkerPlan plan = plan_worker(
-            now, queue_.earliest_async_deadline(), next_housekeeping_, conn_.retry_at,
-            breaker.state(now) == BreakerState::open ? breaker.cooldown_end() : time_point::max());
+        const WorkerPlan plan =
+            plan_worker(now, queue_.earliest_async_deadline(), next_housekeeping_, conn_.retry_at,
+                        breaker.state(now) == BreakerState::open ? breaker.cooldown_end() : time_point::max());
         switch (plan.step) {
-            case WorkerPlan::time_out:
-                time_out_due_locked(now);
-                break;
+            case WorkerPlan::time_out: time_out_due_locked(now); break;
             case WorkerPlan::housekeep:
                 // Set first, so that the other workers sleep while this one
                 // housekeeps (it lets go of the lock to ping and close).

@@ -334,7 +334,6 @@ private:
         slots_.set_state_locked(s, state, gate_needed_locked());
     }
 
-
     // ---- waiting, hand-off and async waiters (pool_waiting.hpp) --------------
 
     enum class Checkout { lent, failed, closed };
@@ -447,8 +446,8 @@ private:
 
     std::string describe_locked() const {
         const SlotCounts c = slots_.counts();
-        return describe({conn_.live, c.idle, c.lent + c.busy, queue_.waiting(), c.connecting, slots_.size(),
-                         conn_.last_error});
+        return describe(
+            {conn_.live, c.idle, c.lent + c.busy, queue_.waiting(), c.connecting, slots_.size(), conn_.last_error});
     }
 
     // Open, and no connection can serve: fail at once rather than queue
@@ -479,11 +478,11 @@ private:
     Queue queue_;
     Jobs jobs_;  // busy slots waiting for a worker
     ConnectState conn_;
-    DeferredWakes* deferred_ = nullptr;  // where wake-ups go while a release holds the lock
+    DeferredWakes* deferred_ = nullptr;        // where wake-ups go while a release holds the lock
     time_point timer_at_ = time_point::max();  // when a sleeping worker wakes next (async deadlines)
-    std::condition_variable work_cv_;     // workers sleep here
-    std::condition_variable drained_cv_;  // shutdown and destroy wait here
-    std::uint64_t generation_ = 0;        // bumped by evict_all()
+    std::condition_variable work_cv_;          // workers sleep here
+    std::condition_variable drained_cv_;       // shutdown and destroy wait here
+    std::uint64_t generation_ = 0;             // bumped by evict_all()
     time_point next_housekeeping_{};
     std::uint64_t random_;
     std::uint64_t acquire_timeouts_ = 0;
@@ -498,5 +497,5 @@ private:
 
 }  // namespace reservoir::detail
 
-#include "pool_waiting.hpp"     // IWYU pragma: keep
 #include "pool_background.hpp"  // IWYU pragma: keep
+#include "pool_waiting.hpp"     // IWYU pragma: keep

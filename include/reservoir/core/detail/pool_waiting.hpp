@@ -12,7 +12,7 @@ namespace reservoir::detail {
 // lock: once settled it returns without touching the lock again, so a
 // hand-off is never held up behind threads contending for it.
 template <class D, class S, class H, class C, class K>
-auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point deadline) -> SlotT* {
+inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point deadline) -> SlotT* {
     std::unique_lock lk(mu_);
     if (closing_) throw closed_error();
     if (queue_.empty()) {
@@ -64,7 +64,7 @@ auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point deadli
 // behind another, each would wait a scheduling delay for its turn (a wave
 // of 68 was measured up to 190 ms late), so they wait on their parkers.
 template <class D, class S, class H, class C, class K>
-bool PoolState<D, S, H, C, K>::lock_unless_settled(ThreadWaiter& w, std::unique_lock<std::mutex>& lk) noexcept {
+inline bool PoolState<D, S, H, C, K>::lock_unless_settled(ThreadWaiter& w, std::unique_lock<std::mutex>& lk) noexcept {
     while (!lk.try_lock()) {
         const std::uint32_t s = w.parker.sleep_until(Parker::clock::now() + std::chrono::milliseconds(1));
         if (s == ThreadWaiter::settled_signal) return false;
@@ -78,7 +78,7 @@ bool PoolState<D, S, H, C, K>::lock_unless_settled(ThreadWaiter& w, std::unique_
 
 // Throws when a newcomer may not queue: the breaker fails fast, or max_waiters are queued.
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::admit_locked() const {
+inline void PoolState<D, S, H, C, K>::admit_locked() const {
     if (failing_fast_locked()) throw unavailable_error_locked();
     if (options_.max_waiters != 0 && queue_.waiting() >= options_.max_waiters)
         throw PoolSaturated(saturated_text(queue_.waiting(), options_.max_waiters, describe_locked()));
@@ -90,7 +90,8 @@ void PoolState<D, S, H, C, K>::admit_locked() const {
 // check sets it, so that the ping, the close and any retry share the
 // caller's one deadline.
 template <class D, class S, class H, class C, class K>
-bool PoolState<D, S, H, C, K>::checkout(SlotT& s, time_point& start, duration timeout, const source_location& where) {
+inline bool PoolState<D, S, H, C, K>::checkout(SlotT& s, time_point& start, duration timeout,
+                                               const source_location& where) {
     const time_point now = clock_.coarse_now();
     bool ok = driver_.is_usable(*s.conn);
     if (ok && ping_due(s, now)) {
@@ -122,7 +123,7 @@ bool PoolState<D, S, H, C, K>::checkout(SlotT& s, time_point& start, duration ti
 // borrower began to wait, or zero. On `closed` the slot is gone, and so may
 // be this state (a release after the Pool's end frees it).
 template <class D, class S, class H, class C, class K>
-auto PoolState<D, S, H, C, K>::checkout_async(SlotT& s, time_point start, const source_location& where) noexcept
+inline auto PoolState<D, S, H, C, K>::checkout_async(SlotT& s, time_point start, const source_location& where) noexcept
     -> Checkout {
     const time_point now = clock_.coarse_now();
     const bool usable = driver_.is_usable(*s.conn);
@@ -148,7 +149,8 @@ auto PoolState<D, S, H, C, K>::checkout_async(SlotT& s, time_point start, const 
 // Records a checked-out slot as lent. `start` is when its borrower began to
 // wait, or zero when it did not.
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::lend(SlotT& s, time_point now, time_point start, const source_location& where) noexcept {
+inline void PoolState<D, S, H, C, K>::lend(SlotT& s, time_point now, time_point start,
+                                           const source_location& where) noexcept {
     s.rechecked = false;
     s.record_lent(now);
     if (options_.leak_threshold.count() > 0) s.record_where(where);
@@ -159,7 +161,7 @@ void PoolState<D, S, H, C, K>::lend(SlotT& s, time_point now, time_point start, 
 }
 
 template <class D, class S, class H, class C, class K>
-bool PoolState<D, S, H, C, K>::ping(SlotT& s, time_point deadline) noexcept {
+inline bool PoolState<D, S, H, C, K>::ping(SlotT& s, time_point deadline) noexcept {
     try {
         if (!driver_.ping(*s.conn, deadline)) return false;
     } catch (...) {
@@ -175,7 +177,7 @@ bool PoolState<D, S, H, C, K>::ping(SlotT& s, time_point deadline) noexcept {
 // was set included). So while a head needs help no connection is idle: each
 // one returned comes through the lock and goes to it or wakes it.
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::serve_head_locked() noexcept {
+inline void PoolState<D, S, H, C, K>::serve_head_locked() noexcept {
     if (queue_.empty() || !gate_needed_locked()) return;
     if (!slots_.raise_gate()) return;
     Waiter<SlotT>& head = *queue_.head();
@@ -195,7 +197,7 @@ void PoolState<D, S, H, C, K>::serve_head_locked() noexcept {
 // makes it idle and maybe wakes the head, as the hand-off rule says
 // (wait_queue.hpp); closes it when the pool is closing.
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::make_available_locked(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
+inline void PoolState<D, S, H, C, K>::make_available_locked(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
     if (closing_) return close_locked(s, CloseReason::shutdown, lk);
     const auto d = queue_.on_release([this] { return clock_.now(); });
     switch (d.what) {
@@ -208,9 +210,7 @@ void PoolState<D, S, H, C, K>::make_available_locked(SlotT& s, std::unique_lock<
             signal_locked(parker_of(*d.waiter), ThreadWaiter::retry_signal);
             set_state_locked(s, slot_idle);  // after the wake: the gate may be down now
             break;
-        case Queue::Release::leave_idle:
-            set_state_locked(s, slot_idle);
-            break;
+        case Queue::Release::leave_idle: set_state_locked(s, slot_idle); break;
     }
 }
 
@@ -219,13 +219,13 @@ void PoolState<D, S, H, C, K>::make_available_locked(SlotT& s, std::unique_lock<
 // joins the settled list instead: a release finishes what it settles itself;
 // anything else settled leaves it to a worker.
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::settle_locked(Waiter<SlotT>& w, SlotT* slot, WaitOutcome outcome) noexcept {
+inline void PoolState<D, S, H, C, K>::settle_locked(Waiter<SlotT>& w, SlotT* slot, WaitOutcome outcome) noexcept {
     if (!queue_.settle(w, slot, outcome)) return signal_locked(parker_of(w), ThreadWaiter::settled_signal);
     if (!deferred_ && options_.background_threads) work_cv_.notify_one();
 }
 
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::signal_locked(Parker& p, std::uint32_t signal) noexcept {
+inline void PoolState<D, S, H, C, K>::signal_locked(Parker& p, std::uint32_t signal) noexcept {
     Parker::Wake wake = p.post(signal);
     if (deferred_ && deferred_->count < std::size(deferred_->wakes))
         deferred_->wakes[deferred_->count++] = std::move(wake);
@@ -235,7 +235,7 @@ void PoolState<D, S, H, C, K>::signal_locked(Parker& p, std::uint32_t signal) no
 // Times out every waiter whose deadline has passed, not just the caller
 // (wait_queue.hpp says why). Settled here, the others return without the lock.
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::time_out_due_locked(time_point now) {
+inline void PoolState<D, S, H, C, K>::time_out_due_locked(time_point now) {
     const std::string pool = describe_locked();
     const bool new_head = queue_.time_out_due(now, [&](Waiter<SlotT>& w) {
         ++acquire_timeouts_;
@@ -247,7 +247,7 @@ void PoolState<D, S, H, C, K>::time_out_due_locked(time_point now) {
 
 // Finishes the settled async waiters outside the lock; false if there were none.
 template <class D, class S, class H, class C, class K>
-bool PoolState<D, S, H, C, K>::finish_completed_locked(std::unique_lock<std::mutex>& lk) noexcept {
+inline bool PoolState<D, S, H, C, K>::finish_completed_locked(std::unique_lock<std::mutex>& lk) noexcept {
     Waiter<SlotT>* list = queue_.take_settled();
     if (!list) return false;
     lk.unlock();
@@ -257,7 +257,7 @@ bool PoolState<D, S, H, C, K>::finish_completed_locked(std::unique_lock<std::mut
 }
 
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::finish_async(Waiter<SlotT>* list) noexcept {
+inline void PoolState<D, S, H, C, K>::finish_async(Waiter<SlotT>* list) noexcept {
     while (list) {
         auto& w = static_cast<AsyncWaiter<SlotT>&>(*list);
         list = list->next;
@@ -268,7 +268,7 @@ void PoolState<D, S, H, C, K>::finish_async(Waiter<SlotT>* list) noexcept {
 // Checks out the connection a waiter was handed and runs its callback. One
 // whose connection fails the check goes back to the head of the queue.
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::finish_one(AsyncWaiter<SlotT>& w) noexcept {
+inline void PoolState<D, S, H, C, K>::finish_one(AsyncWaiter<SlotT>& w) noexcept {
     std::exception_ptr error;
     if (w.slot) {
         switch (checkout_async(*w.slot, w.since, w.where)) {
@@ -293,7 +293,7 @@ void PoolState<D, S, H, C, K>::finish_one(AsyncWaiter<SlotT>& w) noexcept {
 }
 
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::requeue_async(AsyncWaiter<SlotT>& w) noexcept {
+inline void PoolState<D, S, H, C, K>::requeue_async(AsyncWaiter<SlotT>& w) noexcept {
     std::unique_lock lk(mu_);
     w.slot = nullptr;
     if (closing_) {
@@ -309,7 +309,7 @@ void PoolState<D, S, H, C, K>::requeue_async(AsyncWaiter<SlotT>& w) noexcept {
 // The slow path of release: under the lock, the connection is handed over or
 // made idle, queued for a reset, or closed.
 template <class D, class S, class H, class C, class K>
-void PoolState<D, S, H, C, K>::release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept {
+inline void PoolState<D, S, H, C, K>::release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept {
     DeferredWakes wakes;  // destroyed after the lock below is let go: that delivers them
     std::unique_lock lk(mu_);
     refs_.take_for_release();
@@ -326,9 +326,7 @@ void PoolState<D, S, H, C, K>::release_slow(SlotT& s, ReleaseAction action, Clos
             make_available_locked(s, lk);
             deferred_ = nullptr;
             break;
-        case ReleaseAction::reset:
-            queue_job_locked(s, Jobs::reset);
-            break;
+        case ReleaseAction::reset: queue_job_locked(s, Jobs::reset); break;
         case ReleaseAction::discard:
             set_state_locked(s, slot_busy);
             close_locked(s, why, lk);

@@ -69,11 +69,11 @@ struct Waiter {
     time_point deadline{};   // when it gives up
     SlotT* slot = nullptr;   // the connection handed to this waiter
     WaitOutcome outcome = WaitOutcome::waiting;
-    duration waited{};       // when timed out: for how long, and the error's text
-    std::string message;     // (written by whoever timed it out)
-    bool woken = false;      // woken to claim an idle connection, and has not run yet
-    bool barged = false;     // lost a claim to a newcomer: not woken again before its hand-off is due
-    bool async = false;      // settling queues it to be finished; no thread to wake
+    duration waited{};    // when timed out: for how long, and the error's text
+    std::string message;  // (written by whoever timed it out)
+    bool woken = false;   // woken to claim an idle connection, and has not run yet
+    bool barged = false;  // lost a claim to a newcomer: not woken again before its hand-off is due
+    bool async = false;   // settling queues it to be finished; no thread to wake
 
     bool settled() const noexcept { return slot || outcome != WaitOutcome::waiting; }
 };
@@ -206,8 +206,8 @@ public:
     enum class Release { hand_over, wake_head, leave_idle };
     struct ReleaseDecision {
         Release what;
-        W* waiter;                 // handed the connection (unlinked), or to wake
-        bool serve_next = false;   // hand_over: the next head may need help now
+        W* waiter;                // handed the connection (unlinked), or to wake
+        bool serve_next = false;  // hand_over: the next head may need help now
     };
 
     // The hand-off rule for a connection returned while the pool is open.

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -123,22 +124,34 @@ TEST_CASE("a breaker with threshold 0 never opens", "[decisions][breaker]") {
     CHECK(b.trips() == 0);
 }
 
+namespace {
+
+// A backoff of 100 ms a failure, that records what it was asked.
+struct CountingBackoff {
+    mutable unsigned failures = 0;
+    mutable std::uint64_t random = 0;
+    duration retry_delay(unsigned n, std::uint64_t r) const noexcept {
+        failures = n;
+        random = r;
+        return std::chrono::duration_cast<duration>(n * 100ms);
+    }
+};
+
+}  // namespace
+
 TEST_CASE("a failed connect sets the backoff from the failures so far; a success clears it", "[decisions]") {
     ConnectState c(2, 10s);
+    const CountingBackoff backoff;
     c.started();
-    unsigned asked = 0;
-    const auto delay = [&](unsigned failures) {
-        asked = failures;
-        return std::chrono::duration_cast<duration>(failures * 100ms);
-    };
-    CHECK(c.failed(t0, "refused", delay) == Breaker::Trip::none);
-    CHECK(asked == 1);
+    CHECK(c.failed(t0, "refused", backoff, 7) == Breaker::Trip::none);
+    CHECK(backoff.failures == 1);
+    CHECK(backoff.random == 7);
     CHECK(c.retry_at == t0 + 100ms);
     CHECK(c.last_error == "refused");
     CHECK(c.connecting == 0);
     c.started();
-    CHECK(c.failed(t0 + 1s, "refused again", delay) == Breaker::Trip::opened);
-    CHECK(asked == 2);
+    CHECK(c.failed(t0 + 1s, "refused again", backoff, 8) == Breaker::Trip::opened);
+    CHECK(backoff.failures == 2);
     CHECK(c.retry_at == t0 + 1s + 200ms);
     CHECK(c.failures == 2);
     c.started();

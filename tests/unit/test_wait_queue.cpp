@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <reservoir/core/detail/wait_queue.hpp>
@@ -48,6 +49,13 @@ Waiter queued_since(time_point since, time_point deadline = t0 + 1h, bool async 
 std::vector<const Waiter*> order(const Queue& q) {
     std::vector<const Waiter*> out;
     for (const Waiter* w = q.head(); w; w = w->next) out.push_back(w);
+    return out;
+}
+
+// A list linked by `next`, from `first`.
+std::vector<const Waiter*> chain(const Waiter* first) {
+    std::vector<const Waiter*> out;
+    for (const Waiter* w = first; w; w = w->next) out.push_back(w);
     return out;
 }
 
@@ -244,13 +252,13 @@ TEST_CASE("the timeout pass settles every waiter due at once, in order, and leav
            d = queued_since(t0, t0 + 3ms), e = queued_since(t0, t0 + 4ms);
     for (Waiter* w : {&a, &b, &c, &d, &e}) q.enqueue(*w);
     q.wake(c);  // a waiter woken and timed out before it ran
-    std::vector<const Waiter*> due;
-    const bool new_head = q.time_out_due(t0 + 3ms, [&](Waiter& w) {
-        CHECK(q.settle(w, nullptr, WaitOutcome::timed_out) == false);  // threads: the caller wakes them
-        due.push_back(&w);
-    });
-    CHECK(due == std::vector<const Waiter*>{&a, &c, &d});  // the deadline itself is due
+    const auto [first, new_head] = q.time_out_due(t0 + 3ms);
+    CHECK(chain(first) == std::vector<const Waiter*>{&a, &c, &d});  // the deadline itself is due
     CHECK(new_head);
+    for (Waiter* w : {&a, &c, &d}) {
+        w->next = nullptr;
+        CHECK_FALSE(q.settle(*w, nullptr, WaitOutcome::timed_out));  // threads: the caller wakes them
+    }
     CHECK(order(q) == std::vector<const Waiter*>{&b, &e});
     CHECK(q.waiting() == 2);
     CHECK(q.retrying() == 0);
@@ -264,11 +272,12 @@ TEST_CASE("a timeout pass that leaves the head in place asks for nothing", "[wai
     Waiter a = queued_since(t0, t0 + 5ms), b = queued_since(t0, t0 + 1ms);
     q.enqueue(a);
     q.enqueue(b);
-    int seen = 0;
-    CHECK_FALSE(q.time_out_due(t0 + 1ms, [&](Waiter&) { ++seen; }));
-    CHECK(seen == 1);
-    CHECK_FALSE(q.time_out_due(t0 + 1ms, [&](Waiter&) { ++seen; }));  // none due now
-    CHECK(seen == 1);
+    const auto due = q.time_out_due(t0 + 1ms);
+    CHECK(chain(due.first) == std::vector<const Waiter*>{&b});
+    CHECK_FALSE(due.new_head);
+    const auto again = q.time_out_due(t0 + 1ms);  // none due now
+    CHECK(again.first == nullptr);
+    CHECK_FALSE(again.new_head);
 }
 
 TEST_CASE("cancel takes a still-queued waiter out, wherever it stands, and not a settled one", "[wait_queue]") {
@@ -308,7 +317,8 @@ TEST_CASE("cancel takes a still-queued waiter out, wherever it stands, and not a
         CHECK(order(q) == std::vector<const Waiter*>{&b, &c});
     }
     SECTION("one already timed out: its result stands") {
-        q.time_out_due(t0 + 2h, [&](Waiter& w) { q.settle(w, nullptr, WaitOutcome::timed_out); });
+        for (Waiter* w = q.time_out_due(t0 + 2h).first; w;)
+            q.settle(*std::exchange(w, w->next), nullptr, WaitOutcome::timed_out);
         CHECK_FALSE(q.cancel(b));
         CHECK(q.waiting() == 0);
     }

@@ -175,16 +175,16 @@ struct ConnectState {
         return breaker.on_success();
     }
 
-    // `retry_delay` is the health policy's backoff for the failures so far,
-    // read after this one is counted (see consecutive_failures()).
-    template <class RetryDelay>
-    Breaker::Trip failed(time_point end, std::string error, RetryDelay retry_delay) {
+    // The backoff is the health policy's for the failures so far, this one
+    // included; `random` feeds its jitter.
+    template <class H>
+    Breaker::Trip failed(time_point end, std::string error, const H& health, std::uint64_t random) {
         RESERVOIR_ASSERT(connecting > 0, "a connect ends that never started");
         --connecting;
         ++failures;
         last_error = std::move(error);
         const Breaker::Trip trip = breaker.on_failure(end);
-        retry_at = end + retry_delay(breaker.consecutive_failures());
+        retry_at = end + health.retry_delay(breaker.consecutive_failures(), random);
         return trip;
     }
 

@@ -25,10 +25,13 @@
 //   workers  max_connecting threads that open connections, reset returned
 //            ones and run housekeeping. Connects and resets run outside the lock.
 //
-// The lock (mu_) guards every member below it, the wait queue and its
-// waiters, the job list, the connect state and the counters, and every slot
-// move but the two lock-free ones. The owner of a lent or busy slot uses its
-// connection without it. Invariants, checked with RESERVOIR_ASSERT:
+// The lock (mu_) guards the members marked RESERVOIR_GUARDED_BY(mu_) (the wait
+// queue and its waiters, the job list, the connect state, the counters), and
+// every slot move but the two lock-free ones. A function marked
+// RESERVOIR_REQUIRES(mu_) runs with it held, and one that lets go of it for
+// I/O calls mu_.unlock() and mu_.lock() itself; clang checks both
+// (thread_safety.hpp). The owner of a lent or busy slot uses its connection
+// without the lock. Invariants, checked with RESERVOIR_ASSERT:
 //   - open + connecting never exceed max_size (need_connect, connect);
 //   - idle + in use + resetting equal the connections open (stats);
 //   - while the head needs help (gate_needed_locked) every idle and lent slot
@@ -67,6 +70,7 @@
 #include "lifetime.hpp"
 #include "parker.hpp"
 #include "slot_table.hpp"
+#include "thread_safety.hpp"
 #include "wait_queue.hpp"
 #include "workers.hpp"
 
@@ -116,7 +120,7 @@ public:
     SlotT* try_acquire(const source_location& where) {
         SlotT* s = slots_.claim_idle_fast();
         if (!s) {
-            std::unique_lock lk(mu_);
+            Lock lk(mu_);
             if (closing_) throw closed_error();
             if (queue_.empty()) s = claim_idle_locked();
             if (!s) {
@@ -145,7 +149,7 @@ public:
         auto w = std::make_unique<AsyncCall<SlotT, F>>(std::move(done), where);
         w->since = clock_.now();
         w->deadline = w->since + timeout;
-        std::unique_lock lk(mu_);
+        Lock lk(mu_);
         try {
             if (closing_) throw closed_error();
             admit_locked();
@@ -161,7 +165,7 @@ public:
             timer_at_ = queued.deadline;  // a worker times it out
             if (options_.background_threads) work_cv_.notify_one();
         }
-        finish_completed_locked(lk);
+        finish_completed_locked();
     }
 
     void release(SlotT& s, bool discard) noexcept {
@@ -194,9 +198,9 @@ public:
     // True when every connection is closed.
     bool shutdown(duration timeout) {
         const time_point deadline = clock_.now() + timeout;
-        std::unique_lock lk(mu_);
-        begin_close_locked(lk);
-        finish_completed_locked(lk);
+        Lock lk(mu_);
+        begin_close_locked();
+        finish_completed_locked();
         while (!slots_.drained()) {
             if (!wait_until(drained_cv_, lk, deadline)) return slots_.drained();
         }
@@ -208,16 +212,16 @@ public:
     // still out. A worker inside a connect, ping or reset is asked to stop
     // (stop.hpp); one whose driver ignores that ends at the operation's deadline.
     void destroy_handle() noexcept {
-        std::unique_lock lk(mu_);
-        begin_close_locked(lk);
+        Lock lk(mu_);
+        begin_close_locked();
         stop_ = true;
         work_cv_.notify_all();
         std::vector<std::thread> workers = std::move(workers_);
         lk.unlock();
         stop_source_.request_stop();
         for (auto& t : workers) t.join();
-        lk.lock();  // every connection a worker finished with since was closed, not made idle
-        while (finish_completed_locked(lk)) {  // async waiters fail with PoolClosed
+        lk.lock();                           // every connection a worker finished with since was closed, not made idle
+        while (finish_completed_locked()) {  // async waiters fail with PoolClosed
         }
         // From now on no slot becomes lent (the pool is closing: nothing is
         // idle or handed over), so each lent slot is a lease that still holds
@@ -229,7 +233,7 @@ public:
     // Closes every idle connection now and every lent one when it comes back
     // (after a failover, say). Connections opened from now on are kept.
     void evict_all() {
-        std::unique_lock lk(mu_);
+        Lock lk(mu_);
         ++generation_;
         for (std::size_t i = 0; i < slots_.size(); ++i) {
             SlotT& s = slots_[i];
@@ -237,26 +241,26 @@ public:
             if (Table::is(w, slot_lent))
                 Table::flag(s);  // its release goes through the lock, where its generation is checked
             else if (Table::is(w, slot_idle) && Table::take_if_unchanged(s, w))
-                close_locked(s, CloseReason::evicted, lk);
+                close_locked(s, CloseReason::evicted);
         }
     }
 
     // Manual mode (background_threads = false): run due work in the caller.
     void maintain() {
-        std::unique_lock lk(mu_);
-        while (run_one_job_locked(lk)) {
+        Lock lk(mu_);
+        while (run_one_job_locked()) {
         }
-        housekeep_locked(lk);
+        housekeep_locked();
         do {  // a finished async waiter may leave work: a connection to ping or replace
-            while (run_one_job_locked(lk)) {
+            while (run_one_job_locked()) {
             }
             if (const time_point now = clock_.now(); now >= queue_.earliest_async_deadline()) time_out_due_locked(now);
-        } while (finish_completed_locked(lk));
+        } while (finish_completed_locked());
     }
 
     PoolStats stats() const {
         PoolStats st;
-        std::lock_guard lk(mu_);
+        Lock lk(mu_);
         const SlotCounts counts = slots_.counts();
         for (std::size_t i = 0; i < slots_.size(); ++i) {
             st.acquires += slots_[i].lends.load(std::memory_order_relaxed);
@@ -288,7 +292,7 @@ public:
     }
 
     std::string last_connect_error() const {
-        std::lock_guard lk(mu_);
+        Lock lk(mu_);
         return conn_.last_error;
     }
 
@@ -324,13 +328,13 @@ private:
     // ---- the gate and slot moves under the lock ------------------------------
 
     // Raised while the oldest waiter needs a release's help, or the pool is closing.
-    bool gate_needed_locked() const noexcept { return closing_ || queue_.head_needs_help(); }
+    bool gate_needed_locked() const noexcept RESERVOIR_REQUIRES(mu_) { return closing_ || queue_.head_needs_help(); }
 
-    SlotT* claim_idle_locked() noexcept {
-        return slots_.claim_idle_locked([this] { return gate_needed_locked(); });
+    SlotT* claim_idle_locked() noexcept RESERVOIR_REQUIRES(mu_) {
+        return slots_.claim_idle_locked(gate_needed_locked());
     }
 
-    void set_state_locked(SlotT& s, std::uint32_t state) noexcept {
+    void set_state_locked(SlotT& s, std::uint32_t state) noexcept RESERVOIR_REQUIRES(mu_) {
         slots_.set_state_locked(s, state, gate_needed_locked());
     }
 
@@ -338,9 +342,12 @@ private:
 
     enum class Checkout { lent, failed, closed };
 
-    SlotT* wait_for_slot(time_point start, time_point deadline);
-    static bool lock_unless_settled(ThreadWaiter& w, std::unique_lock<std::mutex>& lk) noexcept;
-    void admit_locked() const;
+    // Whether these two hold the lock depends on the waiter's parker (a thread
+    // settled returns without taking it again), which the thread-safety
+    // analysis cannot follow: they are checked by the threaded tests instead.
+    SlotT* wait_for_slot(time_point start, time_point deadline) RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
+    static bool lock_unless_settled(ThreadWaiter& w, Lock& lk) noexcept RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
+    void admit_locked() const RESERVOIR_REQUIRES(mu_);
     bool checkout(SlotT& s, time_point& start, duration timeout, const source_location& where);
     Checkout checkout_async(SlotT& s, time_point start, const source_location& where) noexcept;
     void lend(SlotT& s, time_point now, time_point start, const source_location& where) noexcept;
@@ -349,23 +356,23 @@ private:
     }
     bool ping(SlotT& s, time_point deadline) noexcept;
 
-    void enqueue_locked(Waiter<SlotT>& w) noexcept {
+    void enqueue_locked(Waiter<SlotT>& w) noexcept RESERVOIR_REQUIRES(mu_) {
         if (queue_.enqueue(w)) serve_head_locked();
     }
-    void serve_head_locked() noexcept;
-    void make_available_locked(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept;
-    void settle_locked(Waiter<SlotT>& w, SlotT* slot, WaitOutcome outcome) noexcept;
-    void signal_locked(Parker& p, std::uint32_t signal) noexcept;
-    void time_out_due_locked(time_point now);
-    void wake_all_waiters_locked(WaitOutcome outcome) noexcept {
+    void serve_head_locked() noexcept RESERVOIR_REQUIRES(mu_);
+    void make_available_locked(SlotT& s) noexcept RESERVOIR_REQUIRES(mu_);
+    void settle_locked(Waiter<SlotT>& w, SlotT* slot, WaitOutcome outcome) noexcept RESERVOIR_REQUIRES(mu_);
+    void signal_locked(Parker& p, std::uint32_t signal) noexcept RESERVOIR_REQUIRES(mu_);
+    void time_out_due_locked(time_point now) RESERVOIR_REQUIRES(mu_);
+    void wake_all_waiters_locked(WaitOutcome outcome) noexcept RESERVOIR_REQUIRES(mu_) {
         while (Waiter<SlotT>* w = queue_.pop_front()) settle_locked(*w, nullptr, outcome);
     }
 
-    bool finish_completed_locked(std::unique_lock<std::mutex>& lk) noexcept;
-    void finish_async(Waiter<SlotT>* list) noexcept;
+    bool finish_completed_locked() noexcept RESERVOIR_REQUIRES(mu_);
+    void finish_async(Waiter<SlotT>* list) noexcept RESERVOIR_EXCLUDES(mu_);
     void finish_one(AsyncWaiter<SlotT>& w) noexcept;
     void requeue_async(AsyncWaiter<SlotT>& w) noexcept;
-    void release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept;
+    void release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept RESERVOIR_EXCLUDES(mu_);
 
     // Wake-ups owed to waiters by a release, delivered once it has let go of
     // the lock (see Parker::Wake). Two at most: a hand-off and a turn passed on.
@@ -381,27 +388,27 @@ private:
     // ping): a worker pings it again with this much. One that had more is.
     static constexpr duration ping_verdict_time = std::chrono::milliseconds(100);
 
-    bool need_connect_locked(time_point now) const noexcept {
+    bool need_connect_locked(time_point now) const noexcept RESERVOIR_REQUIRES(mu_) {
         return need_connect({conn_.live, conn_.connecting, queue_.waiting(), queue_.retrying(), sizing_.min_size(),
                              slots_.size(), options_.max_connecting, closing_},
                             conn_.breaker.state(now), now, conn_.retry_at);
     }
-    void wake_worker_if_needed_locked() noexcept {
+    void wake_worker_if_needed_locked() noexcept RESERVOIR_REQUIRES(mu_) {
         if (options_.background_threads && need_connect_locked(clock_.now())) work_cv_.notify_one();
     }
-    void queue_job_locked(SlotT& s, typename Jobs::Kind kind) noexcept {
+    void queue_job_locked(SlotT& s, typename Jobs::Kind kind) noexcept RESERVOIR_REQUIRES(mu_) {
         set_state_locked(s, slot_busy);
         jobs_.push(s, kind);
         if (options_.background_threads) work_cv_.notify_one();
     }
-    bool run_one_job_locked(std::unique_lock<std::mutex>& lk);
-    void connect(std::unique_lock<std::mutex>& lk) noexcept;
-    void reset(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept;
-    void ping_then_keep(SlotT& s, duration budget, bool for_borrower, std::unique_lock<std::mutex>& lk) noexcept;
-    void close_locked(SlotT& s, CloseReason why, std::unique_lock<std::mutex>& lk) noexcept;
-    void housekeep_locked(std::unique_lock<std::mutex>& lk);
-    void report_leaks_locked(std::unique_lock<std::mutex>& lk);
-    void begin_close_locked(std::unique_lock<std::mutex>& lk) noexcept;
+    bool run_one_job_locked() RESERVOIR_REQUIRES(mu_);
+    void connect() noexcept RESERVOIR_REQUIRES(mu_);
+    void reset(SlotT& s) noexcept RESERVOIR_REQUIRES(mu_);
+    void ping_then_keep(SlotT& s, duration budget, bool for_borrower) noexcept RESERVOIR_REQUIRES(mu_);
+    void close_locked(SlotT& s, CloseReason why) noexcept RESERVOIR_REQUIRES(mu_);
+    void housekeep_locked() RESERVOIR_REQUIRES(mu_);
+    void report_leaks_locked() RESERVOIR_REQUIRES(mu_);
+    void begin_close_locked() noexcept RESERVOIR_REQUIRES(mu_);
     void start_workers();
     void worker_main() noexcept;
 
@@ -409,9 +416,10 @@ private:
 
     // Drops a reference and lets go of the lock; the last one frees the state.
     // The one place that does.
-    void unref(std::unique_lock<std::mutex>& lk) noexcept {
+    void unref(Lock& lk) noexcept RESERVOIR_RELEASE(mu_) {
         const bool last = refs_.drop();
-        lk.unlock();
+        lk.released();
+        mu_.unlock();
         if (last) delete this;
     }
 
@@ -422,19 +430,19 @@ private:
     }
 
     // Listeners run outside the lock.
-    void emit_unlocked(std::unique_lock<std::mutex>& lk, const Event& e) noexcept {
+    void emit_unlocked(const Event& e) noexcept RESERVOIR_REQUIRES(mu_) {
         if (!options_.listener) return;
-        lk.unlock();
+        mu_.unlock();
         emit(e);
-        lk.lock();
+        mu_.lock();
     }
 
     // Waits until notified or the deadline; false once the deadline has passed.
     // How long a wait on the pool's clock sleeps is the clock's call (clock.hpp).
-    bool wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lk, time_point deadline) {
+    bool wait_until(std::condition_variable& cv, Lock& lk, time_point deadline) RESERVOIR_REQUIRES(mu_) {
         const time_point now = clock_.now();
         if (now >= deadline) return false;
-        cv.wait_until(lk, reservoir::wake_time(clock_, now, deadline));
+        lk.wait_until(cv, reservoir::wake_time(clock_, now, deadline));
         return clock_.now() < deadline;
     }
 
@@ -444,7 +452,7 @@ private:
         return p.sleep_until(now >= deadline ? time_point::min() : reservoir::wake_time(clock_, now, deadline));
     }
 
-    std::string describe_locked() const {
+    std::string describe_locked() const RESERVOIR_REQUIRES(mu_) {
         const SlotCounts c = slots_.counts();
         return describe(
             {conn_.live, c.idle, c.lent + c.busy, queue_.waiting(), c.connecting, slots_.size(), conn_.last_error});
@@ -452,11 +460,11 @@ private:
 
     // Open, and no connection can serve: fail at once rather than queue
     // behind connects that are not being made.
-    bool failing_fast_locked() const noexcept {
+    bool failing_fast_locked() const noexcept RESERVOIR_REQUIRES(mu_) {
         return conn_.live == 0 && conn_.breaker.state(clock_.now()) == BreakerState::open;
     }
 
-    PoolUnavailable unavailable_error_locked() const {
+    PoolUnavailable unavailable_error_locked() const RESERVOIR_REQUIRES(mu_) {
         const duration retry_in = conn_.breaker.retry_in(clock_.now());
         return PoolUnavailable(unavailable_text(conn_.breaker.consecutive_failures(), retry_in, describe_locked()),
                                retry_in);
@@ -474,24 +482,25 @@ private:
     const PoolOptions options_;
     Table slots_;  // the words are atomic: see slot_table.hpp for who moves them without the lock
 
-    mutable std::mutex mu_;  // guards everything below
-    Queue queue_;
-    Jobs jobs_;  // busy slots waiting for a worker
-    ConnectState conn_;
-    DeferredWakes* deferred_ = nullptr;        // where wake-ups go while a release holds the lock
-    time_point timer_at_ = time_point::max();  // when a sleeping worker wakes next (async deadlines)
-    std::condition_variable work_cv_;          // workers sleep here
-    std::condition_variable drained_cv_;       // shutdown and destroy wait here
-    std::uint64_t generation_ = 0;             // bumped by evict_all()
-    time_point next_housekeeping_{};
-    std::uint64_t random_;
-    std::uint64_t acquire_timeouts_ = 0;
-    std::uint64_t leaks_ = 0;
-    CloseCounts closes_;
-    bool closing_ = false;
-    bool stop_ = false;
-    References refs_;
-    std::vector<std::thread> workers_;
+    mutable Mutex mu_;  // guards everything below marked RESERVOIR_GUARDED_BY(mu_)
+    Queue queue_ RESERVOIR_GUARDED_BY(mu_);
+    Jobs jobs_ RESERVOIR_GUARDED_BY(mu_);  // busy slots waiting for a worker
+    ConnectState conn_ RESERVOIR_GUARDED_BY(mu_);
+    DeferredWakes* deferred_ RESERVOIR_GUARDED_BY(mu_) = nullptr;  // where wake-ups go while a release holds the lock
+    time_point timer_at_ RESERVOIR_GUARDED_BY(mu_) =
+        time_point::max();                                    // when a sleeping worker wakes next (async deadlines)
+    std::condition_variable work_cv_;                         // workers sleep here
+    std::condition_variable drained_cv_;                      // shutdown and destroy wait here
+    std::uint64_t generation_ RESERVOIR_GUARDED_BY(mu_) = 0;  // bumped by evict_all()
+    time_point next_housekeeping_ RESERVOIR_GUARDED_BY(mu_) = {};
+    std::uint64_t random_ RESERVOIR_GUARDED_BY(mu_);
+    std::uint64_t acquire_timeouts_ RESERVOIR_GUARDED_BY(mu_) = 0;
+    std::uint64_t leaks_ RESERVOIR_GUARDED_BY(mu_) = 0;
+    CloseCounts closes_ RESERVOIR_GUARDED_BY(mu_);
+    bool closing_ RESERVOIR_GUARDED_BY(mu_) = false;
+    bool stop_ RESERVOIR_GUARDED_BY(mu_) = false;
+    References refs_ RESERVOIR_GUARDED_BY(mu_);
+    std::vector<std::thread> workers_ RESERVOIR_GUARDED_BY(mu_);
     std::stop_source stop_source_;
 };
 

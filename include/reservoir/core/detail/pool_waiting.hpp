@@ -13,7 +13,7 @@ namespace reservoir::detail {
 // hand-off is never held up behind threads contending for it.
 template <class D, class S, class H, class C, class K>
 inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point deadline) -> SlotT* {
-    std::unique_lock lk(mu_);
+    Lock lk(mu_);
     if (closing_) throw closed_error();
     if (queue_.empty()) {
         if (SlotT* s = claim_idle_locked()) return s;
@@ -37,9 +37,10 @@ inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point
             }
             if (queue_.missed(w, turn)) serve_head_locked();
         }
-        if (!options_.background_threads && run_one_job_locked(lk)) continue;
+        if (!options_.background_threads && run_one_job_locked()) continue;
+        const time_point wake_at = queue_.wake_at(w);
         lk.unlock();
-        const std::uint32_t why = park(w.parker, queue_.wake_at(w));
+        const std::uint32_t why = park(w.parker, wake_at);
         if (why == ThreadWaiter::settled_signal || (why == 0 && !lock_unless_settled(w, lk))) break;
         if (why != 0) lk.lock();
         if (w.woken || w.settled()) continue;
@@ -64,7 +65,7 @@ inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point
 // behind another, each would wait a scheduling delay for its turn (a wave
 // of 68 was measured up to 190 ms late), so they wait on their parkers.
 template <class D, class S, class H, class C, class K>
-inline bool PoolState<D, S, H, C, K>::lock_unless_settled(ThreadWaiter& w, std::unique_lock<std::mutex>& lk) noexcept {
+inline bool PoolState<D, S, H, C, K>::lock_unless_settled(ThreadWaiter& w, Lock& lk) noexcept {
     while (!lk.try_lock()) {
         const std::uint32_t s = w.parker.sleep_until(Parker::clock::now() + std::chrono::milliseconds(1));
         if (s == ThreadWaiter::settled_signal) return false;
@@ -102,16 +103,16 @@ inline bool PoolState<D, S, H, C, K>::checkout(SlotT& s, time_point& start, dura
         if (!ok && deadline - ping_start < ping_verdict_time && clock_.now() >= deadline) {
             // Out of the caller's (short) time, which says nothing of the
             // connection: a worker gives it a fair ping.
-            std::lock_guard lk(mu_);
+            Lock lk(mu_);
             queue_job_locked(s, Jobs::recheck);
             return false;
         }
     }
     if (!ok) {
         if (start == time_point{}) start = clock_.now();  // closing it counts against the deadline
-        std::unique_lock lk(mu_);
+        Lock lk(mu_);
         set_state_locked(s, slot_busy);
-        close_locked(s, CloseReason::broken, lk);
+        close_locked(s, CloseReason::broken);
         return false;
     }
     lend(s, now, start, where);
@@ -131,7 +132,7 @@ inline auto PoolState<D, S, H, C, K>::checkout_async(SlotT& s, time_point start,
         lend(s, now, start, where);
         return Checkout::lent;
     }
-    std::unique_lock lk(mu_);
+    Lock lk(mu_);
     if (closing_) {
         lk.unlock();
         release_slow(s, ReleaseAction::discard, CloseReason::shutdown);
@@ -141,7 +142,7 @@ inline auto PoolState<D, S, H, C, K>::checkout_async(SlotT& s, time_point start,
         queue_job_locked(s, Jobs::recheck);
     } else {
         set_state_locked(s, slot_busy);
-        close_locked(s, CloseReason::broken, lk);
+        close_locked(s, CloseReason::broken);
     }
     return Checkout::failed;
 }
@@ -197,8 +198,8 @@ inline void PoolState<D, S, H, C, K>::serve_head_locked() noexcept {
 // makes it idle and maybe wakes the head, as the hand-off rule says
 // (wait_queue.hpp); closes it when the pool is closing.
 template <class D, class S, class H, class C, class K>
-inline void PoolState<D, S, H, C, K>::make_available_locked(SlotT& s, std::unique_lock<std::mutex>& lk) noexcept {
-    if (closing_) return close_locked(s, CloseReason::shutdown, lk);
+inline void PoolState<D, S, H, C, K>::make_available_locked(SlotT& s) noexcept {
+    if (closing_) return close_locked(s, CloseReason::shutdown);
     const auto d = queue_.on_release([this] { return clock_.now(); });
     switch (d.what) {
         case Queue::Release::hand_over:
@@ -237,22 +238,25 @@ inline void PoolState<D, S, H, C, K>::signal_locked(Parker& p, std::uint32_t sig
 template <class D, class S, class H, class C, class K>
 inline void PoolState<D, S, H, C, K>::time_out_due_locked(time_point now) {
     const std::string pool = describe_locked();
-    const bool new_head = queue_.time_out_due(now, [&](Waiter<SlotT>& w) {
+    const auto [first, new_head] = queue_.time_out_due(now);
+    for (Waiter<SlotT>* w = first; w;) {
+        Waiter<SlotT>& due = *std::exchange(w, w->next);  // a thread settled may return at once
+        due.next = nullptr;
         ++acquire_timeouts_;
-        w.message = timeout_text(w.waited, pool);
-        settle_locked(w, nullptr, WaitOutcome::timed_out);
-    });
+        due.message = timeout_text(due.waited, pool);
+        settle_locked(due, nullptr, WaitOutcome::timed_out);
+    }
     if (new_head) serve_head_locked();
 }
 
 // Finishes the settled async waiters outside the lock; false if there were none.
 template <class D, class S, class H, class C, class K>
-inline bool PoolState<D, S, H, C, K>::finish_completed_locked(std::unique_lock<std::mutex>& lk) noexcept {
+inline bool PoolState<D, S, H, C, K>::finish_completed_locked() noexcept {
     Waiter<SlotT>* list = queue_.take_settled();
     if (!list) return false;
-    lk.unlock();
+    mu_.unlock();
     finish_async(list);
-    lk.lock();
+    mu_.lock();
     return true;
 }
 
@@ -283,7 +287,7 @@ inline void PoolState<D, S, H, C, K>::finish_one(AsyncWaiter<SlotT>& w) noexcept
         emit({EventKind::acquire_timeout, w.waited, w.message, {}});
         error = std::make_exception_ptr(AcquireTimeout(std::move(w.message), w.waited));
     } else if (w.outcome == WaitOutcome::unavailable) {
-        std::lock_guard lk(mu_);
+        Lock lk(mu_);
         error = std::make_exception_ptr(unavailable_error_locked());
     } else {
         error = std::make_exception_ptr(closed_error());
@@ -294,7 +298,7 @@ inline void PoolState<D, S, H, C, K>::finish_one(AsyncWaiter<SlotT>& w) noexcept
 
 template <class D, class S, class H, class C, class K>
 inline void PoolState<D, S, H, C, K>::requeue_async(AsyncWaiter<SlotT>& w) noexcept {
-    std::unique_lock lk(mu_);
+    Lock lk(mu_);
     w.slot = nullptr;
     if (closing_) {
         settle_locked(w, nullptr, WaitOutcome::closed);
@@ -303,7 +307,7 @@ inline void PoolState<D, S, H, C, K>::requeue_async(AsyncWaiter<SlotT>& w) noexc
         serve_head_locked();
         wake_worker_if_needed_locked();
     }
-    finish_completed_locked(lk);
+    finish_completed_locked();
 }
 
 // The slow path of release: under the lock, the connection is handed over or
@@ -311,7 +315,7 @@ inline void PoolState<D, S, H, C, K>::requeue_async(AsyncWaiter<SlotT>& w) noexc
 template <class D, class S, class H, class C, class K>
 inline void PoolState<D, S, H, C, K>::release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept {
     DeferredWakes wakes;  // destroyed after the lock below is let go: that delivers them
-    std::unique_lock lk(mu_);
+    Lock lk(mu_);
     refs_.take_for_release();
     if (closing_ && action != ReleaseAction::discard) {
         action = ReleaseAction::discard;
@@ -323,13 +327,13 @@ inline void PoolState<D, S, H, C, K>::release_slow(SlotT& s, ReleaseAction actio
     switch (action) {
         case ReleaseAction::reuse:  // not closing (above), so the lock is held throughout
             deferred_ = &wakes;
-            make_available_locked(s, lk);
+            make_available_locked(s);
             deferred_ = nullptr;
             break;
         case ReleaseAction::reset: queue_job_locked(s, Jobs::reset); break;
         case ReleaseAction::discard:
             set_state_locked(s, slot_busy);
-            close_locked(s, why, lk);
+            close_locked(s, why);
             break;
     }
     // Async waiters this release settled are finished here, after the lock,

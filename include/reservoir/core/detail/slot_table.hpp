@@ -88,13 +88,11 @@ public:
     }
 
     // idle -> lent, the lowest idle slot, for a thread under the lock.
-    // `gate` is called only for a slot found idle, as it may lower the gate.
-    template <class Gate>
-    SlotT* claim_idle_locked(Gate gate) noexcept {
+    SlotT* claim_idle_locked(bool gate) noexcept {
         for (std::size_t i = 0; i < size_; ++i) {
             std::uint32_t w = slots_[i].word.load(std::memory_order_relaxed);
             if ((w & slot_state_mask) == slot_idle &&
-                slots_[i].word.compare_exchange_strong(w, slot_lent | stamp(gate()), std::memory_order_acquire)) {
+                slots_[i].word.compare_exchange_strong(w, slot_lent | stamp(gate), std::memory_order_acquire)) {
                 thread_slot_hint() = {this, i};
                 return &slots_[i];
             }

@@ -267,22 +267,29 @@ public:
         return w.barged ? std::min(handoff_due(w), w.deadline) : w.deadline;
     }
 
-    // Unlinks every waiter whose deadline is at or before `now`, records how
-    // long it waited, and passes it to `due`, in queue order; the caller
-    // settles it. True when the head changed (the caller serves the new one).
-    template <class Due>
-    bool time_out_due(time_point now, Due&& due) {
+    // Unlinks every waiter whose deadline is at or before `now` and records
+    // how long it waited. Returns them in queue order, linked by `next`, for
+    // the caller to settle; `new_head` when the head changed (the caller
+    // serves the new one).
+    struct TimedOut {
+        W* first;
+        bool new_head;
+    };
+    TimedOut time_out_due(time_point now) noexcept {
         const W* const head = head_;
+        W* first = nullptr;
+        W** end = &first;
         for (W* w = head_; w;) {
             W* const next = w->next;
             if (w->deadline <= now) {
                 w->waited = now - w->since;
                 unlink(*w);
-                due(*w);
+                *end = w;
+                end = &w->next;
             }
             w = next;
         }
-        return head_ != head;
+        return {first, head_ != head};
     }
 
     // The earliest deadline of a queued async waiter (workers keep those).

@@ -5,11 +5,14 @@
 #include <catch2/catch.hpp>
 
 #include <cstddef>
+#include <exception>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <reservoir/core/detail/wait_queue.hpp>
+#include <reservoir/core/pool.hpp>
 
 using namespace std::chrono_literals;
 using reservoir::duration;
@@ -282,7 +285,7 @@ TEST_CASE("a timeout pass that leaves the head in place asks for nothing", "[wai
 
 TEST_CASE("cancel takes a still-queued waiter out, wherever it stands, and not a settled one", "[wait_queue]") {
     Queue q(1ms);
-    Waiter a = queued_since(t0), b = queued_since(t0), c = queued_since(t0);
+    Waiter a = queued_since(t0), b = queued_since(t0), c = queued_since(t0), d = queued_since(t0);
     for (Waiter* w : {&a, &b, &c}) q.enqueue(*w);
 
     SECTION("the head: the next one heads the queue") {
@@ -297,7 +300,6 @@ TEST_CASE("cancel takes a still-queued waiter out, wherever it stands, and not a
     }
     SECTION("the tail: a later waiter queues behind the one before it") {
         CHECK(q.cancel(c));
-        Waiter d = queued_since(t0);
         q.enqueue(d);
         CHECK(order(q) == std::vector<const Waiter*>{&a, &b, &d});
     }
@@ -309,8 +311,8 @@ TEST_CASE("cancel takes a still-queued waiter out, wherever it stands, and not a
     SECTION("one already handed a connection: its result stands") {
         FakeSlot slot;
         int reads = 0;
-        const auto d = q.on_release(Now{t0 + 1ms, &reads});
-        REQUIRE(d.waiter == &a);
+        const auto decision = q.on_release(Now{t0 + 1ms, &reads});
+        REQUIRE(decision.waiter == &a);
         q.settle(a, &slot, WaitOutcome::waiting);
         CHECK_FALSE(q.cancel(a));
         CHECK(a.slot == &slot);
@@ -364,4 +366,65 @@ TEST_CASE("the earliest async deadline ignores blocked threads, which keep their
            early = queued_since(t0, t0 + 4ms, true);
     for (Waiter* w : {&thread, &late, &early}) q.enqueue(*w);
     CHECK(q.earliest_async_deadline() == t0 + 4ms);
+}
+
+// The same rule seen through a pool: a connection handed to the first of two
+// async waiters fails its check, and the pool shuts down while it is closed
+// (a listener does it, on the close's event), so the waiter is settled again
+// instead of requeued. Both waiters must be called back exactly once.
+namespace {
+
+struct FlakyConnection {
+    int id = 0;
+};
+
+// The first connection opened fails the local check.
+struct FirstBrokenDriver {
+    using connection_type = FlakyConnection;
+    int opened = 0;
+    FlakyConnection connect(time_point) { return FlakyConnection{++opened}; }
+    bool is_usable(const FlakyConnection& c) const noexcept { return c.id != 1; }
+    bool ping(FlakyConnection&, time_point) { return true; }
+};
+
+using FlakyPool = reservoir::Pool<FirstBrokenDriver, reservoir::sizing::Dynamic, reservoir::health::Trusting,
+                                  reservoir::context::None, reservoir::ManualClock>;
+
+struct ShutdownOnFirstClose final : reservoir::EventListener {
+    FlakyPool* pool = nullptr;
+    void on_event(const reservoir::Event& e) noexcept override {
+        if (e.kind == reservoir::EventKind::closed && pool) std::exchange(pool, nullptr)->shutdown(0ms);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("an async waiter whose connection fails its check as the pool shuts down is called back once",
+          "[wait_queue][async]") {
+    const auto listener = std::make_shared<ShutdownOnFirstClose>();
+    reservoir::PoolOptions options;
+    options.min_size = 0;
+    options.max_size = 2;
+    options.background_threads = false;
+    options.listener = listener;
+    const reservoir::ManualClock clock;
+    FlakyPool pool(FirstBrokenDriver{}, options, clock);
+    listener->pool = &pool;
+
+    int first_calls = 0, second_calls = 0;
+    std::exception_ptr first_error;
+    FlakyPool::Lease second_lease;
+    pool.async_acquire(10s, [&](FlakyPool::Lease, std::exception_ptr e) {
+        ++first_calls;
+        first_error = std::move(e);
+    });
+    pool.async_acquire(10s, [&](FlakyPool::Lease lease, std::exception_ptr) {
+        ++second_calls;
+        second_lease = std::move(lease);
+    });
+    pool.maintain();  // opens both connections, hands one to each waiter, then finishes both in one batch
+
+    CHECK(first_calls == 1);
+    CHECK(second_calls == 1);
+    CHECK_THROWS_AS(std::rethrow_exception(first_error), reservoir::PoolClosed);
 }

@@ -6,10 +6,12 @@
 //   idle -> lent      claimed by an acquirer (lock-free CAS, or under the lock)
 //   lent -> idle      released by its borrower (lock-free CAS, or under the lock)
 //   every other move  made under the pool's lock
-// The attention bit makes both lock-free moves fail, so that every change goes
-// through the lock. It is set on every slot when the first waiter queues (a
-// release must hand its connection to the oldest waiter) and at shutdown.
-// The owner of a lent or busy slot may use its connection without the lock.
+// Every move is made by the slot table (slot_table.hpp), the only code that
+// writes the word. The attention bit makes both lock-free moves fail, so that
+// every change goes through the lock. It is set on every idle and lent slot
+// while the oldest waiter needs a release's help (the gate, wait_queue.hpp)
+// and at shutdown. The owner of a lent or busy slot may use its connection
+// without the lock.
 
 #include <atomic>
 #include <cstddef>
@@ -56,7 +58,7 @@ struct alignas(64) Slot {
     time_point created{};
     time_point expires{};
     std::uint64_t generation = 0;  // the pool's eviction generation at birth
-    // Pinged by a worker for a borrower that could not (Job::recheck): the next
+    // Pinged by a worker for a borrower that could not (JobList::recheck): the next
     // borrow needs no ping of its own. Written and read by the slot's owner.
     bool rechecked = false;
 

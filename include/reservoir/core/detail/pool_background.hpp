@@ -1,0 +1,210 @@
+#pragma once
+// PoolState, part three: the work that does I/O outside the lock. Connects,
+// session resets, pings, closes, housekeeping, leak reports, shutdown, and
+// the worker threads that run them. What is due is decided in decisions.hpp
+// and workers.hpp.
+
+#include "pool_state.hpp"
+
+namespace reservoir::detail {
+
+// One reset or one connect, if any is due. False when there was nothing to do.
+template <class D, class S, class H, class C, class K>
+inline bool PoolState<D, S, H, C, K>::run_one_job_locked() {
+    if (const auto job = jobs_.pop()) {
+        job->kind == Jobs::reset ? reset(*job->slot) : ping_then_keep(*job->slot, ping_verdict_time, true);
+        return true;
+    }
+    if (need_connect_locked(clock_.now())) {
+        connect();
+        return true;
+    }
+    return false;
+}
+
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::connect() noexcept {
+    SlotT* s = slots_.find_empty();
+    RESERVOIR_ASSERT(s, "a connect starts with no empty slot");
+    set_state_locked(*s, slot_connecting);
+    conn_.started();
+    RESERVOIR_ASSERT(conn_.live + conn_.connecting <= slots_.size(), "open + connecting exceeds max_size");
+    const std::uint64_t random = next_random(random_);
+    mu_.unlock();
+
+    std::string error;
+    const time_point begin = clock_.now();
+    try {
+        s->conn.emplace(driver_.connect(begin + options_.connect_timeout));
+    } catch (const std::exception& e) {
+        error = e.what();
+    } catch (...) {
+        error = "reservoir: connect failed with an unknown exception";
+    }
+    const time_point end = clock_.now();
+    if (s->conn) {
+        emit({EventKind::connected, end - begin, {}, {}});
+        s->created = end;
+        s->expires = health_.expiry(end, random);
+        s->mark_used(end);
+        s->uses.store(0, std::memory_order_relaxed);
+    } else {
+        emit({EventKind::connect_failed, end - begin, error, {}});
+    }
+
+    mu_.lock();
+    if (s->conn) {
+        s->generation = generation_;
+        const bool breaker_closed = conn_.succeeded(end - begin, options_.latency_histograms);
+        make_available_locked(*s);
+        if (breaker_closed) emit_unlocked({EventKind::breaker_closed, {}, {}, {}});
+    } else {
+        const Breaker::Trip trip = conn_.failed(end, error, health_, next_random(random_));
+        set_state_locked(*s, slot_empty);
+        drained_cv_.notify_all();
+        // Open (again), and no connection can serve the waiters: they fail now.
+        if (trip != Breaker::Trip::none && conn_.live == 0) wake_all_waiters_locked(WaitOutcome::unavailable);
+        if (trip == Breaker::Trip::opened) emit_unlocked({EventKind::breaker_opened, {}, error, {}});
+    }
+}
+
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::reset(SlotT& s) noexcept {
+    if (closing_) return close_locked(s, CloseReason::shutdown);
+    const time_point deadline = clock_.now() + options_.reset_timeout;
+    mu_.unlock();
+    bool ok = false;
+    try {
+        ok = context_.reset(*s.conn, deadline) && driver_.is_usable(*s.conn);
+    } catch (...) {
+        ok = false;
+    }
+    mu_.lock();
+    if (ok) {
+        s.mark_checked(clock_.coarse_now());
+        make_available_locked(s);
+    } else {
+        close_locked(s, CloseReason::reset_failed);
+    }
+}
+
+// Keeps the (busy) slot if its connection answers a ping within `budget`,
+// else closes it. `for_borrower`: the ping stands in for a borrower's.
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::ping_then_keep(SlotT& s, duration budget, bool for_borrower) noexcept {
+    if (closing_) return close_locked(s, CloseReason::shutdown);
+    const time_point deadline = clock_.now() + budget;
+    mu_.unlock();
+    const bool ok = ping(s, deadline);
+    mu_.lock();
+    s.rechecked = ok && for_borrower;
+    ok ? make_available_locked(s) : close_locked(s, CloseReason::broken);
+}
+
+// Closes an owned slot's connection outside the lock, then frees the slot.
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::close_locked(SlotT& s, CloseReason why) noexcept {
+    mu_.unlock();
+    s.conn.reset();
+    emit({EventKind::closed, {}, to_string(why), {}});
+    mu_.lock();
+    set_state_locked(s, slot_empty);
+    conn_.closed_one();
+    count_close(closes_, why);
+    drained_cv_.notify_all();
+    wake_worker_if_needed_locked();
+}
+
+// Reaps idle connections above min, retires expired ones, pings idle ones
+// due a keepalive (idle_verdict). Least-used (highest) slots first.
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::housekeep_locked() {
+    report_leaks_locked();
+    for (std::size_t i = slots_.size(); i-- > 0;) {
+        if (closing_) return;
+        SlotT& s = slots_[i];
+        const std::uint32_t w = Table::peek(s);
+        if (!Table::is(w, slot_idle)) continue;
+        const IdleVerdict verdict = idle_verdict(health_, s.info(), clock_.coarse_now(), conn_.live, sizing_.min_size(),
+                                                 sizing_.idle_timeout());
+        if (verdict.keep()) continue;
+        if (!Table::take_if_unchanged(s, w)) continue;  // just lent out: leave it
+        if (verdict.close)
+            close_locked(s, *verdict.close);
+        else
+            ping_then_keep(s, options_.connect_timeout, false);
+    }
+}
+
+// A lease held past leak_threshold is reported once; its late return too
+// (see release()).
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::report_leaks_locked() {
+    const duration threshold = options_.leak_threshold;
+    if (threshold.count() <= 0) return;
+    const time_point now = clock_.coarse_now();
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+        SlotT& s = slots_[i];
+        if (s.state() != slot_lent) continue;
+        const std::uint64_t lease = s.lends.load(std::memory_order_acquire);
+        const duration held = now - s.lent_time();
+        if (held < threshold || s.leak_reported.load(std::memory_order_relaxed) == lease) continue;
+        const CodeLocation where = s.lent_where();
+        if (s.lends.load(std::memory_order_acquire) != lease) continue;  // returned and lent again meanwhile
+        s.leak_reported.store(lease, std::memory_order_relaxed);
+        ++leaks_;
+        emit_unlocked({EventKind::leak, held, {}, where});
+    }
+}
+
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::begin_close_locked() noexcept {
+    if (closing_) return;
+    closing_ = true;
+    slots_.flag_all();
+    wake_all_waiters_locked(WaitOutcome::closed);
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+        if (Table::take_idle(slots_[i])) close_locked(slots_[i], CloseReason::shutdown);
+    // Resets and rechecks not yet begun would only close their connection
+    // now: close it here. Left queued, nobody might run them (no workers, or
+    // the Pool's end), and the connection stayed open as long as a lease
+    // kept the state alive.
+    while (const auto job = jobs_.pop()) close_locked(*job->slot, CloseReason::shutdown);
+    work_cv_.notify_all();
+}
+
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::start_workers() {
+    const std::size_t n = std::min(options_.max_connecting, slots_.size());
+    Lock lk(mu_);
+    for (std::size_t i = 0; i < n; ++i) workers_.emplace_back([this] { worker_main(); });
+}
+
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::worker_main() noexcept {
+    detail::worker_stop_token() = stop_source_.get_token();
+    Lock lk(mu_);
+    while (!stop_) {
+        if (finish_completed_locked() || run_one_job_locked()) continue;
+        const time_point now = clock_.now();
+        const Breaker& breaker = conn_.breaker;
+        const WorkerPlan plan =
+            plan_worker(now, queue_.earliest_async_deadline(), next_housekeeping_, conn_.retry_at,
+                        breaker.state(now) == BreakerState::open ? breaker.cooldown_end() : time_point::max());
+        switch (plan.step) {
+            case WorkerPlan::time_out: time_out_due_locked(now); break;
+            case WorkerPlan::housekeep:
+                // Set first, so that the other workers sleep while this one
+                // housekeeps (it lets go of the lock to ping and close).
+                next_housekeeping_ = now + options_.housekeeping_interval;
+                housekeep_locked();
+                break;
+            case WorkerPlan::sleep:
+                timer_at_ = plan.wake;
+                wait_until(work_cv_, lk, plan.wake);
+                break;
+        }
+    }
+}
+
+}  // namespace reservoir::detail

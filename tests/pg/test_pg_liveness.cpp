@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include <poll.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -282,15 +284,18 @@ TEST_CASE("liveness: watches end while the watcher handles their hang-ups", "[pg
             pids += (pids.empty() ? "" : ",") + std::to_string(conns.back().backend_pid());
         }
         admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(ARRAY[" + pids + "]) AS pid");
-        std::thread closer([&] { conns.erase(conns.begin(), conns.begin() + 4); });
-        conns.erase(conns.begin() + 4, conns.end());
+        std::vector<pg::Connection> half(std::make_move_iterator(conns.begin() + 4),
+                                         std::make_move_iterator(conns.end()));
+        std::thread closer([&] { half.clear(); });
+        conns.clear();
         closer.join();
     }
 }
 
 TEST_CASE("liveness: borrowing from a warm pool makes no system call", "[pg][liveness]") {
     if (thread_sanitizer) {
-        WARN("not under ThreadSanitizer, which defers the handler of the SIGSYS that counts a system call");
+        WARN("skipped under ThreadSanitizer: its signal interception kills the process on the SIGSYS that "
+             "counts a system call");
         return;
     }
     constexpr std::size_t size = 4;
@@ -320,4 +325,46 @@ TEST_CASE("liveness: borrowing from a warm pool makes no system call", "[pg][liv
     const RefuseHangupWatch refuse;
     reservoir::PgPool polling(local_check_only(pgtest::config(), size));
     CHECK(count_cycles_with_calls(polling) == cycles);
+}
+
+TEST_CASE("liveness: a forked child watches its own connections and leaves the parent's alone", "[pg][liveness]") {
+    if (thread_sanitizer) {
+        WARN("skipped under ThreadSanitizer, which does not support threads started after a multi-threaded fork");
+        return;
+    }
+    auto parent = pgtest::connect();  // the watcher's thread runs, with this registration
+    REQUIRE(parent.hangup_watched());
+    const auto config = pgtest::config();
+    const auto admin_config = pg::Config::from_url(pgtest::admin_url());
+
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // No Catch2 here: the exit status says what failed. _exit(), so that the
+        // copy of `parent`, whose socket the child shares, is never closed here.
+        int status = 0;
+        try {
+            auto own = pgtest::connect(config);
+            auto admin = pgtest::connect(admin_config);
+            if (!own.hangup_watched()) {
+                status = 2;
+            } else {
+                admin.query("SELECT pg_terminate_backend($1, 5000)", own.backend_pid());
+                status = spin_until([&] { return own.hung_up(); }) ? 0 : 3;
+            }
+        } catch (...) {
+            status = 4;
+        }
+        ::_exit(status);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);  // 2: not watched, 3: never flagged, 4: an exception
+
+    // The parent's registration is as it was, and still watched.
+    CHECK(parent.query("SELECT 1").scalar<int>() == 1);
+    CHECK_FALSE(parent.hung_up());
+    pgtest::terminate_backend(parent.backend_pid());
+    CHECK(spin_until([&] { return parent.hung_up(); }));
 }

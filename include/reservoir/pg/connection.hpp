@@ -119,7 +119,8 @@ private:
 class Connection {
 public:
     // Adopts an open connection (as pg::Driver makes them). It is switched to
-    // non-blocking mode and server notices are dropped (no stderr output).
+    // non-blocking mode, server notices are dropped (no stderr output), and
+    // its socket is watched for the server's hang-up (see usable()).
     // Statements are timed into `metrics` when given; `epoch`, when given, is
     // the driver's (see ServerEpoch).
     explicit Connection(PGconn* adopted, ResetMode session_reset = ResetMode::discard_all,
@@ -247,7 +248,7 @@ public:
     // server has not closed the socket. No system call: the process's
     // hang-up watcher (detail/hangup_watch.hpp) flags a socket the server
     // closed (a terminated backend, a server shutting down) or that failed,
-    // a few microseconds after it happens.
+    // as soon as its thread wakes (docs/operations.md has the window).
     // Where the socket is not watched (epoll unavailable), it is polled
     // instead, and readable bytes are read: an idle session expects none, and
     // a server that terminates a backend sends an error and closes, which

@@ -6,7 +6,9 @@
 // come anyway), never for readable: ordinary answers do not wake the
 // watcher, only a FIN (a terminated backend, a server shutting down), a
 // reset or a socket error does. The watcher then sets the connection's
-// flag, and the borrow check reads it: one atomic load.
+// flag, and the borrow check reads it: one atomic load. Edge-triggered
+// because a hang-up lasts: level-triggered, a dead connection waiting in the
+// pool for its next borrow would wake the watcher in a loop.
 //
 // The flag lags the hang-up by the watcher's wake-up, a few microseconds on
 // an idle machine, more when the cores are busy: a borrow in that window gets
@@ -14,8 +16,9 @@
 // it would for a server that closes between the check and the statement).
 //
 // Freed connections are never touched: registrations are keyed by a number
-// that is never reused, and the watcher sets a flag only under its mutex,
-// after which a registration removed under that mutex is gone.
+// that is never reused, and the watcher looks a number up and sets its flag
+// under the mutex under which a closing connection removes it before the
+// flag is freed.
 //
 // The thread starts with the first registration and ends after the last one
 // is removed (an eventfd wakes it to see that), so a process without open

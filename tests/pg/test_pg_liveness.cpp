@@ -368,3 +368,26 @@ TEST_CASE("liveness: a forked child watches its own connections and leaves the p
     pgtest::terminate_backend(parent.backend_pid());
     CHECK(spin_until([&] { return parent.hung_up(); }));
 }
+
+TEST_CASE("liveness: ordinary traffic never flags a connection, and its socket stays the one watched", "[pg][liveness]") {
+    auto c = pgtest::connect();
+    const auto still_fine = [&] { return c.hangup_watched() && !c.hung_up() && c.usable(); };
+    REQUIRE(still_fine());
+
+    CHECK(c.query("SELECT $1::int + 1", 41).scalar<int>() == 42);
+    CHECK(still_fine());
+    CHECK_THROWS_AS(c.query("SELECT 1/0"), pg::QueryError);
+    CHECK(still_fine());
+
+    // Bytes that arrive while it is idle (a notification) are no hang-up:
+    // they wait in the socket for the next statement, which reads them.
+    const std::string channel = pgtest::unique_name("liveness");
+    c.execute("LISTEN " + channel);
+    auto other = pgtest::connect();
+    other.execute("NOTIFY " + channel);
+    pollfd p{c.socket(), POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 5000) == 1);
+    CHECK(still_fine());
+    CHECK(c.query("SELECT 1").scalar<int>() == 1);
+    CHECK(still_fine());
+}

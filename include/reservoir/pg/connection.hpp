@@ -25,6 +25,7 @@
 #include "../core/clock.hpp"
 #include "config.hpp"
 #include "detail/cancel.hpp"
+#include "detail/hangup_watch.hpp"
 #include "detail/wait.hpp"
 #include "error.hpp"
 #include "metrics.hpp"
@@ -64,6 +65,40 @@ struct ConnDeleter {
     void operator()(PGconn* c) const noexcept { PQfinish(c); }
 };
 using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
+
+// A connection's PGconn and the hang-up watch on its socket, registered on
+// adoption. The watch ends first, while libpq still holds the socket it names.
+class OwnedConn {
+public:
+    explicit OwnedConn(PGconn* c) noexcept : conn_(c) {
+        if (c && PQstatus(c) == CONNECTION_OK) watch_ = HangupWatch(PQsocket(c));
+    }
+    OwnedConn(OwnedConn&&) noexcept = default;
+    OwnedConn& operator=(OwnedConn&& other) noexcept {
+        if (this != &other) {
+            close();
+            conn_ = std::move(other.conn_);
+            watch_ = std::move(other.watch_);
+        }
+        return *this;
+    }
+    OwnedConn(const OwnedConn&) = delete;
+    OwnedConn& operator=(const OwnedConn&) = delete;
+    ~OwnedConn() { close(); }
+
+    PGconn* get() const noexcept { return conn_.get(); }
+    explicit operator bool() const noexcept { return static_cast<bool>(conn_); }
+    const HangupWatch& watch() const noexcept { return watch_; }
+
+private:
+    void close() noexcept {
+        watch_.stop(conn_ ? PQsocket(conn_.get()) : -1);
+        conn_.reset();
+    }
+
+    ConnPtr conn_;
+    HangupWatch watch_;
+};
 }  // namespace detail
 
 // Shared by a driver's connections. Bumped by the first connection that
@@ -84,7 +119,8 @@ private:
 class Connection {
 public:
     // Adopts an open connection (as pg::Driver makes them). It is switched to
-    // non-blocking mode and server notices are dropped (no stderr output).
+    // non-blocking mode, server notices are dropped (no stderr output), and
+    // its socket is watched for the server's hang-up (see usable()).
     // Statements are timed into `metrics` when given; `epoch`, when given, is
     // the driver's (see ServerEpoch).
     explicit Connection(PGconn* adopted, ResetMode session_reset = ResetMode::discard_all,
@@ -209,11 +245,15 @@ public:
 
     // Cheap local check, no round trip: open, idle (no transaction, nothing
     // running, no result of send() left to take), not to be evicted, and the
-    // server has not closed the socket.
-    // An idle session expects no bytes, so readable bytes are read: a server
-    // that terminates a backend sends an error and closes, which this sees.
-    // A session that answered within the last millisecond is taken as open
-    // without looking at the socket: under load a connection passes from one
+    // server has not closed the socket. No system call: the process's
+    // hang-up watcher (detail/hangup_watch.hpp) flags a socket the server
+    // closed (a terminated backend, a server shutting down) or that failed,
+    // as soon as its thread wakes (docs/operations.md has the window).
+    // Where the socket is not watched (epoll unavailable), it is polled
+    // instead, and readable bytes are read: an idle session expects none, and
+    // a server that terminates a backend sends an error and closes, which
+    // this sees. A session that answered within the last millisecond is then
+    // taken as open without looking: under load a connection passes from one
     // borrower to the next in microseconds, and the look costs a system call
     // per borrow to narrow a window that the next statement's send reopens.
     bool usable() const noexcept {
@@ -222,11 +262,20 @@ public:
         if (!c || in_flight_ || must_evict() || PQstatus(c) != CONNECTION_OK ||
             (!reset_sent_ && PQtransactionStatus(c) != PQTRANS_IDLE))
             return false;
+        if (conn_.watch().covers(PQsocket(c))) return !conn_.watch().hung_up();
         if (std::chrono::steady_clock::now() - answered_at_ < recent_answer) return true;
         for (int reads = 0; reads < 4 && detail::readable_now(PQsocket(c)); ++reads)
             if (!PQconsumeInput(c)) return false;
         return PQstatus(c) == CONNECTION_OK;
     }
+
+    // Whether the watcher covers this connection's socket, so that usable()
+    // makes no system call; false where epoll could not be used (usable()
+    // then polls the socket) and once the connection is closed.
+    bool hangup_watched() const noexcept { return conn_ && conn_.watch().covers(PQsocket(conn_.get())); }
+    // The watcher saw the server close the socket, or the socket fail:
+    // usable() is false from then on.
+    bool hung_up() const noexcept { return conn_.watch().hung_up(); }
 
     // A round trip (an empty query) under the deadline; false on any failure.
     // One that runs out of time stays in flight, and the next ping waits for
@@ -270,6 +319,8 @@ public:
     // of a session reset still in flight (up to reset_answer_wait), so that
     // libpq is idle and out of pipeline mode; a reset that failed marks the
     // connection to be closed, and the next statement through it throws.
+    // Never PQfinish or PQreset it: the connection owns it, and watches the
+    // socket it opened with (a new socket with the same number would go unwatched).
     PGconn* native_handle() noexcept {
         if (reset_sent_) finish_reset(std::chrono::steady_clock::now() + reset_answer_wait);
         return conn_.get();
@@ -566,7 +617,7 @@ private:
         throw QueryError("reservoir: query failed: " + text, state, server_detail, field(PG_DIAG_MESSAGE_HINT));
     }
 
-    detail::ConnPtr conn_;
+    detail::OwnedConn conn_;
     duration query_timeout_ = duration::zero();
     std::shared_ptr<QueryMetrics> metrics_;
     std::shared_ptr<ServerEpoch> epoch_;
@@ -580,7 +631,7 @@ private:
     static constexpr duration reset_answer_wait = std::chrono::seconds(5);  // for an answer already on its way
     bool ping_in_flight_ = false;  // sent by a ping that ran out of time; the next ping reads its answer
     static constexpr duration recent_answer = std::chrono::milliseconds(1);
-    time_point answered_at_{};  // when the last statement's results were all read (see usable())
+    time_point answered_at_{};  // when the last statement's results were all read (usable() of an unwatched socket)
     // The statement of send() until its result() is taken.
     bool in_flight_ = false;
     bool unsent_ = false;  // part of it is still in libpq's output buffer

@@ -221,7 +221,7 @@ inline void PoolState<D, S, H, C, K>::trim_locked() {
     for (std::size_t i = slots_.reach(); i-- > 0 && over_max_locked();)
         if (Table::take_idle(slots_[i])) close_locked(slots_[i], CloseReason::resized);
     // Connects in flight above max close themselves when they finish
-    // (keep_or_retire_locked): the lent cover only the rest.
+    // (connect()): the lent cover only the rest.
     for (std::size_t i = slots_.reach(); i-- > 0 && conn_.live - retiring_ > sizes_locked().max;) {
         SlotT& s = slots_[i];
         if (s.state() != slot_lent || (s.generation & retire_mark)) continue;
@@ -241,11 +241,12 @@ inline void PoolState<D, S, H, C, K>::trim_locked() {
     }
 }
 
-// A connection back from a connect, reset or ping: kept (handed to a waiter or
-// made idle), or closed if the pool is above a lowered max.
+// A connection back from a reset or ping: kept (handed to a waiter or made
+// idle), or closed if the pool is above a lowered max, or if it was marked
+// while lent (a borrower's recheck brings a marked slot here).
 template <class D, class S, class H, class C, class K>
 inline void PoolState<D, S, H, C, K>::keep_or_retire_locked(SlotT& s) noexcept {
-    if (over_max_locked())
+    if ((s.generation & retire_mark) || over_max_locked())
         close_locked(s, CloseReason::resized);
     else
         make_available_locked(s);

@@ -202,7 +202,8 @@ TEST_CASE("housekeeping's verdict on one idle connection", "[decisions]") {
     // clang-format off
     const Row rows[] = {
         {"a connection idle less than idle_timeout is kept", false, false, 5, 1, 10, 9s, std::nullopt, false},
-        {"idle for idle_timeout above min, it is closed", false, false, 5, 1, 10, 10s, CloseReason::idle_timeout, false},
+        {"idle for idle_timeout above min, it is closed", false, false, 5, 1, 10, 10s, CloseReason::idle_timeout,
+         false},
         {"idle for idle_timeout at min, it is kept", false, false, 1, 1, 10, 60s, std::nullopt, false},
         {"one the health policy retires is closed for its lifetime, even at min", true, false, 1, 1, 10, 0s,
          CloseReason::lifetime, false},
@@ -222,7 +223,8 @@ TEST_CASE("housekeeping's verdict on one idle connection", "[decisions]") {
             const ScriptedHealth health{row.retire, row.keepalive};
             reservoir::ConnectionInfo info{};
             info.last_used = t0;
-            const IdleVerdict v = idle_verdict(health, info, t0 + row.idle_for, row.live, row.live, row.min, row.max, 10s);
+            const IdleVerdict v =
+                idle_verdict(health, info, t0 + row.idle_for, row.live, row.live, row.min, row.max, 10s);
             CHECK(v.close == row.close);
             CHECK(v.keepalive == row.ping);
             CHECK(v.keep() == (!row.close && !row.ping));

@@ -213,8 +213,8 @@ struct IdleVerdict {
 // then reaped if idle for idle_timeout while the pool holds more than min;
 // then a keepalive ping if the health policy wants one.
 template <class H>
-IdleVerdict idle_verdict(const H& health, const ConnectionInfo& info, time_point now, std::size_t live, std::size_t open,
-                         std::size_t min, std::size_t max, duration idle_timeout) noexcept {
+IdleVerdict idle_verdict(const H& health, const ConnectionInfo& info, time_point now, std::size_t live,
+                         std::size_t open, std::size_t min, std::size_t max, duration idle_timeout) noexcept {
     if (open > max) return {CloseReason::resized, false};
     if (health.retire(info, now)) return {CloseReason::lifetime, false};
     if (live > min && now - info.last_used >= idle_timeout) return {CloseReason::idle_timeout, false};

@@ -256,10 +256,10 @@ template <class D, class S, class H, class C, class K>
 inline void PoolState<D, S, H, C, K>::resize(std::size_t min, std::size_t max) {
     validate_sizes(min, max);
     if (max > slots_.size())
-        bad_option("max_size", std::to_string(max),
-                   ("must not exceed the pool's capacity (" + std::to_string(slots_.size()) +
-                    ", PoolOptions::capacity)")
-                       .c_str());
+        bad_option(
+            "max_size", std::to_string(max),
+            ("must not exceed the pool's capacity (" + std::to_string(slots_.size()) + ", PoolOptions::capacity)")
+                .c_str());
     Lock lk(mu_);
     sizing_.set_sizes(min, max);
     trim_locked();

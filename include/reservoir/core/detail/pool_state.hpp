@@ -477,8 +477,8 @@ private:
 
     std::string describe_locked() const RESERVOIR_REQUIRES(mu_) {
         const SlotCounts c = slots_.counts();
-        return describe(
-            {conn_.live, c.idle, c.lent + c.busy, queue_.waiting(), c.connecting, sizes_locked().max, conn_.last_error});
+        return describe({conn_.live, c.idle, c.lent + c.busy, queue_.waiting(), c.connecting, sizes_locked().max,
+                         conn_.last_error});
     }
 
     // Open, and no connection can serve: fail at once rather than queue

@@ -178,6 +178,9 @@ TEST_CASE("resize: a connect that finishes above a lowered max is closed", "[res
     CHECK(st.connecting == 0);
     CHECK(st.closes.evicted == 1);
     CHECK(rig.server->live() == 1);
+    held.clear();  // within max: the waiter gets it (and is not left queued past its own scope)
+    CHECK(waiter.calls == 1);
+    CHECK(waiter.lease);
 }
 
 TEST_CASE("resize: a raised min opens connections", "[resize]") {

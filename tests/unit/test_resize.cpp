@@ -302,3 +302,27 @@ TEST_CASE("a sizing policy whose max changes is honoured", "[resize]") {
     CHECK(st.closes.evicted == 2);
     CHECK(rig.server->live() == 1);
 }
+
+// A lent connection marked by a shrink while its borrower's ping ran out of a
+// short deadline: the worker's recheck answers, and the connection is closed
+// rather than made idle. Should the shrink come only once the recheck began
+// (a slow machine), the other lease is marked instead; both ways the pool ends
+// within max once the leases are back.
+TEST_CASE("resize: a connection marked while its borrower's ping is rechecked is closed, not kept", "[resize]") {
+    auto server = std::make_shared<reservoir::mock::Server>();
+    reservoir::MockPool pool(reservoir::mock::Driver(server),
+                             {.min_size = 0, .max_size = 2, .validate_after_idle = 0ms});  // a ping on every borrow
+    auto held = pool.acquire();
+    pool.acquire().release();  // a second connection, idle
+    server->set_ping_latency(95ms);  // beyond the borrower's 90 ms, within the worker's 100 ms
+    std::thread borrower([&] { CHECK_THROWS_AS(pool.acquire(90ms), reservoir::AcquireTimeout); });
+    REQUIRE(test::eventually([&] { return pool.stats().in_use == 2; }));  // claimed; its ping runs
+    pool.resize(0, 1);
+    borrower.join();
+    REQUIRE(test::eventually([&] { return pool.stats().resetting == 0; }));  // the worker's recheck is done
+    held.release();
+    const auto st = pool.stats();
+    CHECK(st.total == 1);
+    CHECK(st.idle == 1);
+    CHECK(server->live() == 1);
+}

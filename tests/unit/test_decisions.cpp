@@ -58,6 +58,19 @@ TEST_CASE("need_connect: when the pool dials", "[decisions]") {
         {"half-open, a pool below min probes without waiters", {0, 0, 0, 0, 1, 10, 2, false}, BreakerState::half_open,
          0ms, true},
         {"nothing is dialed once the pool is closing", {0, 0, 3, 0, 2, 10, 2, true}, BreakerState::closed, 0ms, false},
+        // max read at each decision: resize() or a sizing policy of one's own
+        {"at max, a waiter gets no connect", {10, 0, 1, 0, 0, 10, 2, false}, BreakerState::closed, 0ms, false},
+        {"after a grow, the same waiter gets one", {10, 0, 1, 0, 0, 12, 2, false}, BreakerState::closed, 0ms, true},
+        {"after a grow, one per waiter up to max_connecting", {10, 1, 3, 0, 0, 12, 3, false}, BreakerState::closed,
+         0ms, true},
+        {"after a grow, never beyond the new max", {11, 1, 3, 0, 0, 12, 3, false}, BreakerState::closed, 0ms, false},
+        {"shrinking above max, no connect for waiters", {8, 0, 3, 0, 0, 5, 2, false}, BreakerState::closed, 0ms,
+         false},
+        {"shrinking above max, none for min either", {6, 1, 0, 0, 5, 5, 2, false}, BreakerState::closed, 0ms, false},
+        {"shrunk back to max, still none", {5, 0, 3, 0, 0, 5, 2, false}, BreakerState::closed, 0ms, false},
+        {"below a lowered max again, a waiter gets one", {4, 0, 3, 0, 0, 5, 2, false}, BreakerState::closed, 0ms,
+         true},
+        {"min raised: a connect without waiters", {2, 0, 0, 0, 4, 10, 2, false}, BreakerState::closed, 0ms, true},
     };
     // clang-format on
     for (const Row& row : rows) {
@@ -181,21 +194,28 @@ TEST_CASE("housekeeping's verdict on one idle connection", "[decisions]") {
     struct Row {
         const char* rule;
         bool retire, keepalive;
-        std::size_t live, min;
+        std::size_t live, min, max;  // open (live + connecting) = live here
         duration idle_for;
         std::optional<CloseReason> close;
         bool ping;
     };
     // clang-format off
     const Row rows[] = {
-        {"a connection idle less than idle_timeout is kept", false, false, 5, 1, 9s, std::nullopt, false},
-        {"idle for idle_timeout above min, it is closed", false, false, 5, 1, 10s, CloseReason::idle_timeout, false},
-        {"idle for idle_timeout at min, it is kept", false, false, 1, 1, 60s, std::nullopt, false},
-        {"one the health policy retires is closed for its lifetime, even at min", true, false, 1, 1, 0s,
+        {"a connection idle less than idle_timeout is kept", false, false, 5, 1, 10, 9s, std::nullopt, false},
+        {"idle for idle_timeout above min, it is closed", false, false, 5, 1, 10, 10s, CloseReason::idle_timeout,
+         false},
+        {"idle for idle_timeout at min, it is kept", false, false, 1, 1, 10, 60s, std::nullopt, false},
+        {"one the health policy retires is closed for its lifetime, even at min", true, false, 1, 1, 10, 0s,
          CloseReason::lifetime, false},
-        {"retirement wins over idle reaping", true, false, 5, 1, 60s, CloseReason::lifetime, false},
-        {"a kept connection due a keepalive is pinged", false, true, 1, 1, 60s, std::nullopt, true},
-        {"a connection closed is not pinged as well", false, true, 5, 1, 60s, CloseReason::idle_timeout, false},
+        {"retirement wins over idle reaping", true, false, 5, 1, 10, 60s, CloseReason::lifetime, false},
+        {"a kept connection due a keepalive is pinged", false, true, 1, 1, 10, 60s, std::nullopt, true},
+        {"a connection closed is not pinged as well", false, true, 5, 1, 10, 60s, CloseReason::idle_timeout, false},
+        {"above a lowered max, even a fresh one at min is closed at once", false, false, 5, 5, 3, 0s,
+         CloseReason::resized, false},
+        {"above a lowered max, the size wins over the lifetime", true, true, 5, 1, 4, 0s, CloseReason::resized, false},
+        {"at the lowered max, a fresh one is kept", false, false, 3, 3, 3, 0s, std::nullopt, false},
+        {"at the lowered max, idle reaping above min still applies", false, false, 3, 1, 3, 10s,
+         CloseReason::idle_timeout, false},
     };
     // clang-format on
     for (const Row& row : rows) {
@@ -203,7 +223,8 @@ TEST_CASE("housekeeping's verdict on one idle connection", "[decisions]") {
             const ScriptedHealth health{row.retire, row.keepalive};
             reservoir::ConnectionInfo info{};
             info.last_used = t0;
-            const IdleVerdict v = idle_verdict(health, info, t0 + row.idle_for, row.live, row.min, 10s);
+            const IdleVerdict v =
+                idle_verdict(health, info, t0 + row.idle_for, row.live, row.live, row.min, row.max, 10s);
             CHECK(v.close == row.close);
             CHECK(v.keepalive == row.ping);
             CHECK(v.keep() == (!row.close && !row.ping));
@@ -298,10 +319,12 @@ TEST_CASE("error texts carry the wait, the pool's state and the last connect err
 TEST_CASE("close reasons are named and counted one by one", "[decisions]") {
     const CloseReason reasons[] = {CloseReason::idle_timeout, CloseReason::lifetime,     CloseReason::broken,
                                    CloseReason::discarded,    CloseReason::reset_failed, CloseReason::evicted,
-                                   CloseReason::shutdown};
+                                   CloseReason::shutdown,     CloseReason::resized};
     reservoir::CloseCounts counts;
     for (const CloseReason why : reasons) count_close(counts, why);
-    CHECK(counts.total() == 7);
+    CHECK(counts.total() == 8);
+    CHECK(counts.evicted == 2);  // a shrink is counted with evict_all's closes
+    CHECK(to_string(CloseReason::resized) == "resized");
     CHECK(counts.reset_failed == 1);
     CHECK(to_string(CloseReason::reset_failed) == "reset_failed");
     CHECK(to_string(CloseReason::shutdown) == "shutdown");

@@ -231,3 +231,75 @@ TEST_CASE("leases returned from many threads while the pool is destroyed", "[str
     CHECK(done == rounds);
     CHECK(callbacks.load() == 2u * static_cast<std::uint64_t>(done));  // each answered once
 }
+
+// Threads acquire while another resizes the pool between 1 and its capacity.
+// Idle connections above a lowered max close at once, so at any snapshot no
+// more are idle than the max in force; lent ones may stay above it until they
+// come back. At the end every lease is back, the pool holds no more than the
+// last max, and every connection the server saw opened is either in the pool
+// or was closed by it.
+TEST_CASE("acquirers never see more idle connections than the max in force while another thread resizes",
+          "[stress][resize]") {
+    constexpr std::size_t capacity = 8;
+    constexpr int threads = 6, cycles = 20000, resizes = 50000;
+    constexpr auto run_for = 20s;  // a bound, far above the usual time
+    auto server = std::make_shared<reservoir::mock::Server>();
+    reservoir::MockPool pool(reservoir::mock::Driver(server),
+                             {.min_size = 0, .max_size = capacity, .capacity = capacity, .acquire_timeout = 10s});
+    const auto give_up = std::chrono::steady_clock::now() + run_for;
+    std::atomic<int> finished{0};
+    std::atomic<std::uint64_t> leases{0}, timeouts{0}, over{0}, resized{0};
+    std::atomic<std::size_t> out{0}, most_out{0};
+
+    std::vector<std::thread> acquirers;
+    for (int t = 0; t < threads; ++t) {
+        acquirers.emplace_back([&] {
+            for (int i = 0; i < cycles && std::chrono::steady_clock::now() < give_up; ++i) {
+                try {
+                    auto lease = pool.acquire();
+                    const std::size_t now_out = out.fetch_add(1) + 1;
+                    std::size_t seen = most_out.load();
+                    while (now_out > seen && !most_out.compare_exchange_weak(seen, now_out)) {
+                    }
+                    leases.fetch_add(1);
+                    if (i % 3 == 0) std::this_thread::yield();  // hold it a little, so that shrinks find it lent
+                    out.fetch_sub(1);
+                } catch (const reservoir::AcquireTimeout&) {
+                    timeouts.fetch_add(1);
+                }
+            }
+            finished.fetch_add(1);
+        });
+    }
+    std::thread resizer([&] {  // for as long as the acquirers run
+        std::mt19937 random(7);
+        for (int i = 0; i < resizes && finished.load() < threads && std::chrono::steady_clock::now() < give_up; ++i) {
+            const std::size_t max = 1 + random() % capacity;
+            pool.resize(0, max);
+            const auto st = pool.stats();
+            if (st.idle > st.max || st.max != max) over.fetch_add(1);
+            resized.fetch_add(1);
+            std::this_thread::yield();
+        }
+        pool.resize(0, 2);
+    });
+    resizer.join();
+    for (auto& t : acquirers) t.join();
+
+    CHECK(over.load() == 0);
+    CHECK(resized.load() > 100);
+    CHECK(leases.load() > 1000);
+    CHECK(timeouts.load() == 0);
+    CHECK(most_out.load() <= static_cast<std::size_t>(threads));
+    CHECK(server->peak() <= capacity);
+    pool.maintain();  // closes nothing lent: all are back, so the pool is within max
+    const auto st = pool.stats();
+    CHECK(st.in_use == 0);
+    CHECK(st.waiting == 0);
+    CHECK(st.max == 2);
+    CHECK(st.total <= 2);
+    CHECK(server->live() == st.total);  // nothing leaked, nothing closed twice
+    CHECK(st.connects == st.closes.total() + st.total);
+    CHECK(pool.shutdown(5s));
+    CHECK(server->live() == 0);
+}

@@ -38,6 +38,9 @@ concept Driver = requires { typename D::connection_type; } &&
                  };
 
 // SizingPolicy: how many connections to keep and for how long they may idle.
+// min_size() and max_size() are read at each decision and at housekeeping, not
+// once, under the pool's lock: a policy may change them while the pool runs
+// (docs/policies.md, "Sizes at run time"). Max is clamped to PoolOptions::capacity.
 template <class S>
 concept SizingPolicy = requires(const S& s) {
     { s.min_size() } -> std::convertible_to<std::size_t>;

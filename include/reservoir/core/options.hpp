@@ -21,6 +21,10 @@ struct PoolOptions {
     std::size_t min_size = 2;            // idle floor: opened at start, kept open
     std::size_t max_size = 20;           // hard ceiling, counting connects in flight
     std::chrono::milliseconds idle_timeout = 30s;  // idle connections above min close after this
+    // Slots allocated at construction: the most that Pool::resize() (or a sizing
+    // policy whose max_size() changes) can raise max to. Each slot costs about
+    // 3 kB whether used or not. 0 = max_size (the pool cannot grow).
+    std::size_t capacity = 0;
 
     // Acquiring
     std::chrono::milliseconds acquire_timeout = 5s;  // default deadline of acquire()
@@ -92,6 +96,17 @@ inline void validate_sizes(std::size_t min_size, std::size_t max_size) {
     if (min_size > max_size)
         bad_option("min_size", std::to_string(min_size),
                    ("must not exceed max_size (" + std::to_string(max_size) + ")").c_str());
+}
+
+// A pool's slots (PoolOptions::capacity): at least its sizing policy's
+// max_size at construction, at most max_pool_size. Checked by the pool, which
+// knows its policy's max.
+inline void validate_capacity(std::size_t capacity, std::size_t max_size) {
+    if (capacity < max_size || capacity > max_pool_size)
+        bad_option("capacity", std::to_string(capacity),
+                   ("must be between max_size (" + std::to_string(max_size) + ") and " +
+                    std::to_string(max_pool_size))
+                       .c_str());
 }
 
 }  // namespace detail

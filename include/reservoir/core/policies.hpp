@@ -38,6 +38,8 @@ inline time_point jittered_expiry(time_point now, duration lifetime, double jitt
 namespace sizing {
 
 // Min, max and idle timeout from PoolOptions: the runtime-configured default.
+// Pool::resize() changes min and max of a running pool through set_sizes(),
+// under the pool's lock, which is also where the pool reads them.
 class Dynamic {
 public:
     Dynamic() : Dynamic(PoolOptions{}) {}
@@ -46,6 +48,11 @@ public:
     std::size_t min_size() const noexcept { return min_; }
     std::size_t max_size() const noexcept { return max_; }
     duration idle_timeout() const noexcept { return idle_timeout_; }
+    // Unchecked: Pool::resize() validates first.
+    void set_sizes(std::size_t min, std::size_t max) noexcept {
+        min_ = min;
+        max_ = max;
+    }
 
 private:
     std::size_t min_, max_;

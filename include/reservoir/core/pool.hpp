@@ -178,6 +178,19 @@ public:
     // background_threads = false; harmless otherwise.
     void maintain() { state_->maintain(); }
 
+    // Changes min and max of a running pool (sizing::Dynamic, or a policy with
+    // set_sizes(min, max)). Throws ConfigError naming the bad value and its
+    // limit (max between 1 and PoolOptions::capacity, min not above max), and
+    // then changes nothing. Growing lets waiters' connects start at once, and
+    // a raised min opens connections; shrinking closes idle connections at
+    // once (highest slots first) and lent ones as they come back, until the
+    // pool is within the new max. docs/policies.md, "Sizes at run time".
+    void resize(std::size_t min, std::size_t max)
+        requires requires(S& s) { s.set_sizes(min, max); }
+    {
+        state_->resize(min, max);
+    }
+
     const PoolOptions& options() const noexcept { return state_->options(); }
     D& driver() noexcept { return state_->driver(); }
 

@@ -26,11 +26,12 @@
 
 namespace reservoir::detail {
 
-enum class CloseReason { idle_timeout, lifetime, broken, discarded, reset_failed, evicted, shutdown };
+// `resized`: above a max lowered at run time (Pool::resize, or a sizing policy's max_size()).
+enum class CloseReason { idle_timeout, lifetime, broken, discarded, reset_failed, evicted, shutdown, resized };
 
 inline constexpr std::string_view to_string(CloseReason why) noexcept {
     constexpr std::string_view names[] = {"idle_timeout", "lifetime", "broken",  "discarded",
-                                          "reset_failed", "evicted",  "shutdown"};
+                                          "reset_failed", "evicted",  "shutdown", "resized"};
     return names[static_cast<int>(why)];
 }
 
@@ -41,7 +42,10 @@ inline void count_close(CloseCounts& closes, CloseReason why) noexcept {
         case CloseReason::broken: ++closes.broken; break;
         case CloseReason::discarded: ++closes.discarded; break;
         case CloseReason::reset_failed: ++closes.reset_failed; break;
-        case CloseReason::evicted: ++closes.evicted; break;
+        case CloseReason::evicted:
+        case CloseReason::resized:  // closed at the operator's request, as evict_all's are
+            ++closes.evicted;
+            break;
         case CloseReason::shutdown: ++closes.shutdown; break;
     }
 }
@@ -114,8 +118,8 @@ struct ConnectInputs {
     std::size_t connecting;      // connects in flight
     std::size_t waiting;         // waiters queued
     std::size_t retrying;        // of which woken to claim an idle connection
-    std::size_t min;             // the sizing policy's min
-    std::size_t max;             // slots
+    std::size_t min;             // the sizing policy's min, now
+    std::size_t max;             // the sizing policy's max, now (may be below live + connecting while shrinking)
     std::size_t max_connecting;  // connects at once
     bool closing;
 };
@@ -123,9 +127,10 @@ struct ConnectInputs {
 // A connect is wanted when someone waits and fewer connects are in flight
 // than waiters, or when the pool is below min; never beyond max, never more
 // than max_connecting at once, and, with the breaker closed, not before the
-// backoff after a failure (retry_at) has passed.
+// backoff after a failure (retry_at) has passed. Min and max are read at each
+// decision, so a max lowered below live + connecting (shrinking) starts no
+// connect until enough have closed, and a max raised lets waiters' connects start.
 inline bool need_connect(const ConnectInputs& in, BreakerState breaker, time_point now, time_point retry_at) noexcept {
-    RESERVOIR_ASSERT(in.live + in.connecting <= in.max, "open + connecting exceeds max_size");
     RESERVOIR_ASSERT(in.retrying <= in.waiting, "more waiters woken than queued");
     if (in.closing || in.connecting >= in.max_connecting) return false;
     const std::size_t open = in.live + in.connecting;
@@ -203,12 +208,14 @@ struct IdleVerdict {
     bool keep() const noexcept { return !close && !keepalive; }
 };
 
-// Retired by the health policy (lifetime, uses) first; then reaped if idle
-// for idle_timeout while the pool holds more than min; then a keepalive ping
-// if the health policy wants one.
+// Closed at once while the pool holds more than a max lowered at run time
+// (`open`: live + connecting); retired by the health policy (lifetime, uses);
+// then reaped if idle for idle_timeout while the pool holds more than min;
+// then a keepalive ping if the health policy wants one.
 template <class H>
-IdleVerdict idle_verdict(const H& health, const ConnectionInfo& info, time_point now, std::size_t live, std::size_t min,
-                         duration idle_timeout) noexcept {
+IdleVerdict idle_verdict(const H& health, const ConnectionInfo& info, time_point now, std::size_t live,
+                         std::size_t open, std::size_t min, std::size_t max, duration idle_timeout) noexcept {
+    if (open > max) return {CloseReason::resized, false};
     if (health.retire(info, now)) return {CloseReason::lifetime, false};
     if (live > min && now - info.last_used >= idle_timeout) return {CloseReason::idle_timeout, false};
     return {std::nullopt, health.keepalive_due(info, now)};

@@ -28,7 +28,8 @@ inline void PoolState<D, S, H, C, K>::connect() noexcept {
     RESERVOIR_ASSERT(s, "a connect starts with no empty slot");
     set_state_locked(*s, slot_connecting);
     conn_.started();
-    RESERVOIR_ASSERT(conn_.live + conn_.connecting <= slots_.size(), "open + connecting exceeds max_size");
+    // need_connect starts none at or above max, shrinking or not.
+    RESERVOIR_ASSERT(conn_.live + conn_.connecting <= sizes_locked().max, "open + connecting exceeds max_size");
     const std::uint64_t random = next_random(random_);
     mu_.unlock();
 
@@ -53,7 +54,17 @@ inline void PoolState<D, S, H, C, K>::connect() noexcept {
     }
 
     mu_.lock();
-    if (s->conn) {
+    if (s->conn && over_max_locked()) {
+        // Above a max lowered meanwhile: closed while its slot still counts
+        // as connecting, so that the counts match the slots throughout.
+        mu_.unlock();
+        s->conn.reset();
+        emit({EventKind::closed, {}, to_string(CloseReason::resized), {}});
+        mu_.lock();
+        const bool breaker_closed = conn_.succeeded(end - begin, options_.latency_histograms);
+        closed_locked(*s, CloseReason::resized);
+        if (breaker_closed) emit_unlocked({EventKind::breaker_closed, {}, {}, {}});
+    } else if (s->conn) {
         s->generation = generation_;
         const bool breaker_closed = conn_.succeeded(end - begin, options_.latency_histograms);
         make_available_locked(*s);
@@ -82,7 +93,7 @@ inline void PoolState<D, S, H, C, K>::reset(SlotT& s) noexcept {
     mu_.lock();
     if (ok) {
         s.mark_checked(clock_.coarse_now());
-        make_available_locked(s);
+        keep_or_retire_locked(s);
     } else {
         close_locked(s, CloseReason::reset_failed);
     }
@@ -98,7 +109,7 @@ inline void PoolState<D, S, H, C, K>::ping_then_keep(SlotT& s, duration budget, 
     const bool ok = ping(s, deadline);
     mu_.lock();
     s.rechecked = ok && for_borrower;
-    ok ? make_available_locked(s) : close_locked(s, CloseReason::broken);
+    ok ? keep_or_retire_locked(s) : close_locked(s, CloseReason::broken);
 }
 
 // Closes an owned slot's connection outside the lock, then frees the slot.
@@ -108,6 +119,16 @@ inline void PoolState<D, S, H, C, K>::close_locked(SlotT& s, CloseReason why) no
     s.conn.reset();
     emit({EventKind::closed, {}, to_string(why), {}});
     mu_.lock();
+    closed_locked(s, why);
+}
+
+// The slot of a connection just closed is free.
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::closed_locked(SlotT& s, CloseReason why) noexcept {
+    if (s.generation & retire_mark) {  // a marked slot closed, whatever the reason
+        s.generation &= ~retire_mark;
+        --retiring_;
+    }
     set_state_locked(s, slot_empty);
     conn_.closed_one();
     count_close(closes_, why);
@@ -116,17 +137,21 @@ inline void PoolState<D, S, H, C, K>::close_locked(SlotT& s, CloseReason why) no
 }
 
 // Reaps idle connections above min, retires expired ones, pings idle ones
-// due a keepalive (idle_verdict). Least-used (highest) slots first.
+// due a keepalive (idle_verdict). Least-used (highest) slots first. A max
+// lowered by the sizing policy itself is acted on here (trim_locked).
 template <class D, class S, class H, class C, class K>
 inline void PoolState<D, S, H, C, K>::housekeep_locked() {
     report_leaks_locked();
-    for (std::size_t i = slots_.size(); i-- > 0;) {
+    trim_locked();
+    for (std::size_t i = slots_.reach(); i-- > 0;) {
         if (closing_) return;
         SlotT& s = slots_[i];
         const std::uint32_t w = Table::peek(s);
         if (!Table::is(w, slot_idle)) continue;
-        const IdleVerdict verdict = idle_verdict(health_, s.info(), clock_.coarse_now(), conn_.live, sizing_.min_size(),
-                                                 sizing_.idle_timeout());
+        const Sizes sizes = sizes_locked();
+        const IdleVerdict verdict =
+            idle_verdict(health_, s.info(), clock_.coarse_now(), conn_.live, conn_.live + conn_.connecting - retiring_,
+                         sizes.min, sizes.max, sizing_.idle_timeout());
         if (verdict.keep()) continue;
         if (!Table::take_if_unchanged(s, w)) continue;  // just lent out: leave it
         if (verdict.close)
@@ -155,6 +180,92 @@ inline void PoolState<D, S, H, C, K>::report_leaks_locked() {
         ++leaks_;
         emit_unlocked({EventKind::leak, held, {}, where});
     }
+}
+
+// ---- sizes at run time ---------------------------------------------------------
+//
+// The sizing policy's min and max are read at each decision (need_connect,
+// housekeeping, a connection coming back from a connect, reset or ping), not
+// once: Pool::resize changes sizing::Dynamic's under the lock, and a policy of
+// the user's own may change its answers whenever it likes (the pool notices at
+// the next decision, and trims at the next housekeeping). Max is clamped to
+// the slots (the capacity) and to at least 1, min to max.
+//
+// Shrinking: idle connections above max close at once, highest slots first;
+// lent ones are marked (retire_mark, and the attention bit so that their
+// release takes the lock) and close when they come back; a connect, reset or
+// ping that finishes above max closes its connection. `retiring_` counts the
+// marked ones, so that no more are marked or closed than the excess.
+
+template <class D, class S, class H, class C, class K>
+inline auto PoolState<D, S, H, C, K>::sizes_locked() const noexcept -> Sizes {
+    const std::size_t max = std::clamp<std::size_t>(sizing_.max_size(), 1, slots_.size());
+    const std::size_t min = std::min<std::size_t>(sizing_.min_size(), max);
+    const std::size_t open = conn_.live + conn_.connecting;
+    if (max < last_max_) shrinking_ = true;
+    if (open <= max) shrinking_ = false;
+    last_max_ = max;
+    RESERVOIR_ASSERT(open <= max || shrinking_, "open + connecting exceeds max_size, and max was not lowered");
+    return {min, max};
+}
+
+// Above max, counting the marked lent ones as gone already.
+template <class D, class S, class H, class C, class K>
+inline bool PoolState<D, S, H, C, K>::over_max_locked() const noexcept {
+    return conn_.live + conn_.connecting - retiring_ > sizes_locked().max;
+}
+
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::trim_locked() {
+    if (closing_) return;
+    for (std::size_t i = slots_.reach(); i-- > 0 && over_max_locked();)
+        if (Table::take_idle(slots_[i])) close_locked(slots_[i], CloseReason::resized);
+    // Connects in flight above max close themselves when they finish
+    // (connect()): the lent cover only the rest.
+    for (std::size_t i = slots_.reach(); i-- > 0 && conn_.live - retiring_ > sizes_locked().max;) {
+        SlotT& s = slots_[i];
+        if (s.state() != slot_lent || (s.generation & retire_mark)) continue;
+        s.generation |= retire_mark;
+        ++retiring_;
+        Table::flag(s);
+        // Returned lock-free just before the flag: idle, so closed now.
+        if (Table::take_idle(s)) close_locked(s, CloseReason::resized);
+    }
+    // Grown again before they came back: keep as many as the new max allows.
+    for (std::size_t i = 0; i < slots_.reach() && retiring_ > 0; ++i) {
+        SlotT& s = slots_[i];
+        if (!(s.generation & retire_mark)) continue;
+        if (conn_.live + conn_.connecting - retiring_ >= sizes_locked().max) break;
+        s.generation &= ~retire_mark;
+        --retiring_;
+    }
+}
+
+// A connection back from a reset or ping: kept (handed to a waiter or made
+// idle), or closed if the pool is above a lowered max, or if it was marked
+// while lent (a borrower's recheck brings a marked slot here).
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::keep_or_retire_locked(SlotT& s) noexcept {
+    if ((s.generation & retire_mark) || over_max_locked())
+        close_locked(s, CloseReason::resized);
+    else
+        make_available_locked(s);
+}
+
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::resize(std::size_t min, std::size_t max) {
+    validate_sizes(min, max);
+    if (max > slots_.size())
+        bad_option(
+            "max_size", std::to_string(max),
+            ("must not exceed the pool's capacity (" + std::to_string(slots_.size()) + ", PoolOptions::capacity)")
+                .c_str());
+    Lock lk(mu_);
+    sizing_.set_sizes(min, max);
+    trim_locked();
+    // Min raised, or room for the waiters' connects: without background
+    // threads, maintain() or a waiting acquirer makes them.
+    wake_worker_if_needed_locked();
 }
 
 template <class D, class S, class H, class C, class K>

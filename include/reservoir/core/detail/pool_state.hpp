@@ -32,7 +32,8 @@
 // I/O calls mu_.unlock() and mu_.lock() itself; clang checks both
 // (thread_safety.hpp). The owner of a lent or busy slot uses its connection
 // without the lock. Invariants, checked with RESERVOIR_ASSERT:
-//   - open + connecting never exceed max_size (need_connect, connect);
+//   - open + connecting never exceed max_size (need_connect, connect), except
+//     while shrinking after max was lowered; then no connect starts (resize);
 //   - idle + in use + resetting equal the connections open (stats);
 //   - while the head needs help (gate_needed_locked) every idle and lent slot
 //     carries the attention bit, and no connection stays idle: each one
@@ -89,7 +90,7 @@ public:
           context_(std::move(context)),
           clock_(std::move(clock)),
           options_(std::move(options)),
-          slots_(validated_max_size()),
+          slots_(validated_capacity()),
           queue_(options_.handoff_after),
           jobs_(slots_.size()),
           conn_(options_.breaker_threshold, options_.breaker_cooldown),
@@ -279,8 +280,9 @@ public:
         RESERVOIR_ASSERT(st.total == conn_.live, "idle + in_use + resetting differs from the connections open");
         RESERVOIR_ASSERT(st.connecting == conn_.connecting, "slots connecting differ from the connects in flight");
         st.waiting = queue_.waiting();
-        st.min = sizing_.min_size();
-        st.max = slots_.size();
+        const Sizes sizes = sizes_locked();
+        st.min = sizes.min;
+        st.max = sizes.max;
         st.acquire_timeouts = acquire_timeouts_;
         st.connects = conn_.connects;
         st.connect_failures = conn_.failures;
@@ -295,6 +297,9 @@ public:
         Lock lk(mu_);
         return conn_.last_error;
     }
+
+    // Pool::resize (pool_background.hpp).
+    void resize(std::size_t min, std::size_t max);
 
     const PoolOptions& options() const noexcept { return options_; }
     D& driver() noexcept { return driver_; }
@@ -318,12 +323,28 @@ private:
         return static_cast<ThreadWaiter&>(w).parker;
     }
 
-    // Checks the options and the sizing policy's numbers before anything is allocated.
-    std::size_t validated_max_size() const {
+    // Checks the options and the sizing policy's numbers before anything is
+    // allocated; the slots are the capacity (PoolOptions::capacity, or max).
+    std::size_t validated_capacity() const {
         options_.validate();
         validate_sizes(sizing_.min_size(), sizing_.max_size());
-        return sizing_.max_size();
+        if (options_.capacity == 0) return sizing_.max_size();
+        validate_capacity(options_.capacity, sizing_.max_size());
+        return options_.capacity;
     }
+
+    // ---- sizes at run time (pool_background.hpp) ------------------------------
+
+    struct Sizes {
+        std::size_t min, max;
+    };
+    Sizes sizes_locked() const noexcept RESERVOIR_REQUIRES(mu_);
+    bool over_max_locked() const noexcept RESERVOIR_REQUIRES(mu_);
+    void trim_locked() RESERVOIR_REQUIRES(mu_);
+    void keep_or_retire_locked(SlotT& s) noexcept RESERVOIR_REQUIRES(mu_);
+    // Set in a lent slot's generation: its release closes it (release_slow sees
+    // a generation that is not the pool's), for a max lowered below it.
+    static constexpr std::uint64_t retire_mark = std::uint64_t{1} << 63;
 
     // ---- the gate and slot moves under the lock ------------------------------
 
@@ -389,8 +410,9 @@ private:
     static constexpr duration ping_verdict_time = std::chrono::milliseconds(100);
 
     bool need_connect_locked(time_point now) const noexcept RESERVOIR_REQUIRES(mu_) {
-        return need_connect({conn_.live, conn_.connecting, queue_.waiting(), queue_.retrying(), sizing_.min_size(),
-                             slots_.size(), options_.max_connecting, closing_},
+        const Sizes sizes = sizes_locked();
+        return need_connect({conn_.live, conn_.connecting, queue_.waiting(), queue_.retrying(), sizes.min, sizes.max,
+                             options_.max_connecting, closing_},
                             conn_.breaker.state(now), now, conn_.retry_at);
     }
     void wake_worker_if_needed_locked() noexcept RESERVOIR_REQUIRES(mu_) {
@@ -406,6 +428,7 @@ private:
     void reset(SlotT& s) noexcept RESERVOIR_REQUIRES(mu_);
     void ping_then_keep(SlotT& s, duration budget, bool for_borrower) noexcept RESERVOIR_REQUIRES(mu_);
     void close_locked(SlotT& s, CloseReason why) noexcept RESERVOIR_REQUIRES(mu_);
+    void closed_locked(SlotT& s, CloseReason why) noexcept RESERVOIR_REQUIRES(mu_);
     void housekeep_locked() RESERVOIR_REQUIRES(mu_);
     void report_leaks_locked() RESERVOIR_REQUIRES(mu_);
     void begin_close_locked() noexcept RESERVOIR_REQUIRES(mu_);
@@ -454,8 +477,8 @@ private:
 
     std::string describe_locked() const RESERVOIR_REQUIRES(mu_) {
         const SlotCounts c = slots_.counts();
-        return describe(
-            {conn_.live, c.idle, c.lent + c.busy, queue_.waiting(), c.connecting, slots_.size(), conn_.last_error});
+        return describe({conn_.live, c.idle, c.lent + c.busy, queue_.waiting(), c.connecting, sizes_locked().max,
+                         conn_.last_error});
     }
 
     // Open, and no connection can serve: fail at once rather than queue
@@ -499,6 +522,10 @@ private:
     CloseCounts closes_ RESERVOIR_GUARDED_BY(mu_);
     bool closing_ RESERVOIR_GUARDED_BY(mu_) = false;
     bool stop_ RESERVOIR_GUARDED_BY(mu_) = false;
+    std::size_t retiring_ RESERVOIR_GUARDED_BY(mu_) = 0;  // lent slots marked retire_mark
+    // The max at the last decision, and whether the pool is above a lowered max.
+    mutable std::size_t last_max_ RESERVOIR_GUARDED_BY(mu_) = 0;
+    mutable bool shrinking_ RESERVOIR_GUARDED_BY(mu_) = false;
     References refs_ RESERVOIR_GUARDED_BY(mu_);
     std::vector<std::thread> workers_ RESERVOIR_GUARDED_BY(mu_);
     std::stop_source stop_source_;

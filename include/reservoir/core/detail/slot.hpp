@@ -1,6 +1,8 @@
 #pragma once
-// A slot holds at most one connection. The pool has exactly max_size slots, so
-// it can never hold more connections than that, connects in flight included.
+// A slot holds at most one connection. The pool has a fixed number of slots
+// (its capacity, PoolOptions::capacity, by default max_size), so it can never
+// hold more connections than that, connects in flight included; the max in
+// force may be anywhere up to it (Pool::resize).
 //
 // Who may touch a slot is decided by its atomic state word:
 //   idle -> lent      claimed by an acquirer (lock-free CAS, or under the lock)

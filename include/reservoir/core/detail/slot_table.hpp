@@ -16,8 +16,12 @@
 // the gate is wanted is the wait queue's rule (wait_queue.hpp); the table
 // only keeps the words consistent with it.
 //
-// The table is allocated once at its capacity; a pool that could change its
-// size later would keep its limit apart from the capacity (see need_connect).
+// The table is allocated once, at its capacity (PoolOptions::capacity, by
+// default the initial max_size), and never moves: leases hold a slot's
+// address. The max in force is the pool's to keep (need_connect), anywhere at
+// or below the capacity. Scans stop at `reach`, one past the highest slot that
+// ever held a connection, so a capacity kept for growth costs memory (~3 kB a
+// slot) but no time on the lock-free path until it is used.
 
 #include <atomic>
 #include <cstddef>
@@ -41,7 +45,10 @@ public:
 
     explicit SlotTable(std::size_t size) : size_(size), slots_(std::make_unique<SlotT[]>(size)) {}
 
+    // The capacity: the table's slots, used or not.
     std::size_t size() const noexcept { return size_; }
+    // One past the highest slot that ever held a connection; it only grows.
+    std::size_t reach() const noexcept { return reach_.load(std::memory_order_relaxed); }
     SlotT& operator[](std::size_t i) noexcept { return slots_[i]; }
     const SlotT& operator[](std::size_t i) const noexcept { return slots_[i]; }
 
@@ -58,10 +65,13 @@ public:
 
     // The calling thread's last slot, then the lowest idle one. Low slots stay
     // busy and high ones age out, which is what idle reaping wants.
+    // A slot past a stale `reach` is missed here, never lost: the slow path
+    // scans again under the lock, where `reach` is current.
     SlotT* claim_idle_fast() noexcept {
         SlotHint& hint = thread_slot_hint();
         if (hint.pool == this && hint.index < size_ && claim(slots_[hint.index])) return &slots_[hint.index];
-        for (std::size_t i = 0; i < size_; ++i) {
+        const std::size_t n = reach();
+        for (std::size_t i = 0; i < n; ++i) {
             if (claim(slots_[i])) {
                 hint = {this, i};
                 return &slots_[i];
@@ -89,7 +99,7 @@ public:
 
     // idle -> lent, the lowest idle slot, for a thread under the lock.
     SlotT* claim_idle_locked(bool gate) noexcept {
-        for (std::size_t i = 0; i < size_; ++i) {
+        for (std::size_t i = 0; i < reach(); ++i) {
             std::uint32_t w = slots_[i].word.load(std::memory_order_relaxed);
             if ((w & slot_state_mask) == slot_idle &&
                 slots_[i].word.compare_exchange_strong(w, slot_lent | stamp(gate), std::memory_order_acquire)) {
@@ -135,14 +145,14 @@ public:
 
     // Sets the bit on every slot, whatever its state (shutdown).
     void flag_all() noexcept {
-        for (std::size_t i = 0; i < size_; ++i) flag(slots_[i]);
+        for (std::size_t i = 0; i < reach(); ++i) flag(slots_[i]);
     }
 
     // Raises the gate on every slot; true if one was idle (also one that went
     // idle just before its bit was set).
     bool raise_gate() noexcept {
         bool idle = false;
-        for (std::size_t i = 0; i < size_; ++i) {
+        for (std::size_t i = 0; i < reach(); ++i) {
             const std::uint32_t w = armed_ ? slots_[i].word.load(std::memory_order_acquire)
                                            : slots_[i].word.fetch_or(slot_attention, std::memory_order_acq_rel);
             idle = idle || is(w, slot_idle);
@@ -153,7 +163,7 @@ public:
 
     SlotCounts counts() const noexcept {
         SlotCounts c;
-        for (std::size_t i = 0; i < size_; ++i) {
+        for (std::size_t i = 0; i < reach(); ++i) {
             switch (slots_[i].state()) {
                 case slot_empty: ++c.empty; break;
                 case slot_connecting: ++c.connecting; break;
@@ -166,14 +176,19 @@ public:
         return c;
     }
 
+    // The lowest empty slot, for a connect: connections stay low, and `reach`
+    // grows only when every slot below it is taken.
     SlotT* find_empty() noexcept {
-        for (std::size_t i = 0; i < size_; ++i)
-            if (slots_[i].state() == slot_empty) return &slots_[i];
+        for (std::size_t i = 0; i < size_; ++i) {
+            if (slots_[i].state() != slot_empty) continue;
+            if (i >= reach()) reach_.store(i + 1, std::memory_order_relaxed);
+            return &slots_[i];
+        }
         return nullptr;
     }
 
     bool drained() const noexcept {
-        for (std::size_t i = 0; i < size_; ++i)
+        for (std::size_t i = 0; i < reach(); ++i)
             if (slots_[i].state() != slot_empty) return false;
         return true;
     }
@@ -181,6 +196,7 @@ public:
 private:
     std::size_t size_;
     std::unique_ptr<SlotT[]> slots_;
+    std::atomic<std::size_t> reach_{0};  // written under the lock; read without it by claim_idle_fast
     bool armed_ = false;  // every idle and lent slot carries the attention bit (the gate is up)
 };
 

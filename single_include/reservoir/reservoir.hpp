@@ -144,6 +144,9 @@ concept Driver = requires { typename D::connection_type; } &&
                  };
 
 // SizingPolicy: how many connections to keep and for how long they may idle.
+// min_size() and max_size() are read at each decision and at housekeeping, not
+// once, under the pool's lock: a policy may change them while the pool runs
+// (docs/policies.md, "Sizes at run time"). Max is clamped to PoolOptions::capacity.
 template <class S>
 concept SizingPolicy = requires(const S& s) {
     { s.min_size() } -> std::convertible_to<std::size_t>;
@@ -489,6 +492,10 @@ struct PoolOptions {
     std::size_t min_size = 2;            // idle floor: opened at start, kept open
     std::size_t max_size = 20;           // hard ceiling, counting connects in flight
     std::chrono::milliseconds idle_timeout = 30s;  // idle connections above min close after this
+    // Slots allocated at construction: the most that Pool::resize() (or a sizing
+    // policy whose max_size() changes) can raise max to. Each slot costs about
+    // 3 kB whether used or not. 0 = max_size (the pool cannot grow).
+    std::size_t capacity = 0;
 
     // Acquiring
     std::chrono::milliseconds acquire_timeout = 5s;  // default deadline of acquire()
@@ -562,6 +569,17 @@ inline void validate_sizes(std::size_t min_size, std::size_t max_size) {
                    ("must not exceed max_size (" + std::to_string(max_size) + ")").c_str());
 }
 
+// A pool's slots (PoolOptions::capacity): at least its sizing policy's
+// max_size at construction, at most max_pool_size. Checked by the pool, which
+// knows its policy's max.
+inline void validate_capacity(std::size_t capacity, std::size_t max_size) {
+    if (capacity < max_size || capacity > max_pool_size)
+        bad_option("capacity", std::to_string(capacity),
+                   ("must be between max_size (" + std::to_string(max_size) + ") and " +
+                    std::to_string(max_pool_size))
+                       .c_str());
+}
+
 }  // namespace detail
 
 inline void PoolOptions::validate() const {
@@ -629,6 +647,8 @@ inline time_point jittered_expiry(time_point now, duration lifetime, double jitt
 namespace sizing {
 
 // Min, max and idle timeout from PoolOptions: the runtime-configured default.
+// Pool::resize() changes min and max of a running pool through set_sizes(),
+// under the pool's lock, which is also where the pool reads them.
 class Dynamic {
 public:
     Dynamic() : Dynamic(PoolOptions{}) {}
@@ -637,6 +657,11 @@ public:
     std::size_t min_size() const noexcept { return min_; }
     std::size_t max_size() const noexcept { return max_; }
     duration idle_timeout() const noexcept { return idle_timeout_; }
+    // Unchecked: Pool::resize() validates first.
+    void set_sizes(std::size_t min, std::size_t max) noexcept {
+        min_ = min;
+        max_ = max;
+    }
 
 private:
     std::size_t min_, max_;
@@ -804,7 +829,8 @@ private:
 // I/O calls mu_.unlock() and mu_.lock() itself; clang checks both
 // (thread_safety.hpp). The owner of a lent or busy slot uses its connection
 // without the lock. Invariants, checked with RESERVOIR_ASSERT:
-//   - open + connecting never exceed max_size (need_connect, connect);
+//   - open + connecting never exceed max_size (need_connect, connect), except
+//     while shrinking after max was lowered; then no connect starts (resize);
 //   - idle + in use + resetting equal the connections open (stats);
 //   - while the head needs help (gate_needed_locked) every idle and lent slot
 //     carries the attention bit, and no connection stays idle: each one
@@ -1006,11 +1032,12 @@ inline bool stop_possible() noexcept { return detail::worker_stop_token().stop_p
 
 namespace reservoir::detail {
 
-enum class CloseReason { idle_timeout, lifetime, broken, discarded, reset_failed, evicted, shutdown };
+// `resized`: above a max lowered at run time (Pool::resize, or a sizing policy's max_size()).
+enum class CloseReason { idle_timeout, lifetime, broken, discarded, reset_failed, evicted, shutdown, resized };
 
 inline constexpr std::string_view to_string(CloseReason why) noexcept {
     constexpr std::string_view names[] = {"idle_timeout", "lifetime", "broken",  "discarded",
-                                          "reset_failed", "evicted",  "shutdown"};
+                                          "reset_failed", "evicted",  "shutdown", "resized"};
     return names[static_cast<int>(why)];
 }
 
@@ -1021,7 +1048,10 @@ inline void count_close(CloseCounts& closes, CloseReason why) noexcept {
         case CloseReason::broken: ++closes.broken; break;
         case CloseReason::discarded: ++closes.discarded; break;
         case CloseReason::reset_failed: ++closes.reset_failed; break;
-        case CloseReason::evicted: ++closes.evicted; break;
+        case CloseReason::evicted:
+        case CloseReason::resized:  // closed at the operator's request, as evict_all's are
+            ++closes.evicted;
+            break;
         case CloseReason::shutdown: ++closes.shutdown; break;
     }
 }
@@ -1094,8 +1124,8 @@ struct ConnectInputs {
     std::size_t connecting;      // connects in flight
     std::size_t waiting;         // waiters queued
     std::size_t retrying;        // of which woken to claim an idle connection
-    std::size_t min;             // the sizing policy's min
-    std::size_t max;             // slots
+    std::size_t min;             // the sizing policy's min, now
+    std::size_t max;             // the sizing policy's max, now (may be below live + connecting while shrinking)
     std::size_t max_connecting;  // connects at once
     bool closing;
 };
@@ -1103,9 +1133,10 @@ struct ConnectInputs {
 // A connect is wanted when someone waits and fewer connects are in flight
 // than waiters, or when the pool is below min; never beyond max, never more
 // than max_connecting at once, and, with the breaker closed, not before the
-// backoff after a failure (retry_at) has passed.
+// backoff after a failure (retry_at) has passed. Min and max are read at each
+// decision, so a max lowered below live + connecting (shrinking) starts no
+// connect until enough have closed, and a max raised lets waiters' connects start.
 inline bool need_connect(const ConnectInputs& in, BreakerState breaker, time_point now, time_point retry_at) noexcept {
-    RESERVOIR_ASSERT(in.live + in.connecting <= in.max, "open + connecting exceeds max_size");
     RESERVOIR_ASSERT(in.retrying <= in.waiting, "more waiters woken than queued");
     if (in.closing || in.connecting >= in.max_connecting) return false;
     const std::size_t open = in.live + in.connecting;
@@ -1183,12 +1214,14 @@ struct IdleVerdict {
     bool keep() const noexcept { return !close && !keepalive; }
 };
 
-// Retired by the health policy (lifetime, uses) first; then reaped if idle
-// for idle_timeout while the pool holds more than min; then a keepalive ping
-// if the health policy wants one.
+// Closed at once while the pool holds more than a max lowered at run time
+// (`open`: live + connecting); retired by the health policy (lifetime, uses);
+// then reaped if idle for idle_timeout while the pool holds more than min;
+// then a keepalive ping if the health policy wants one.
 template <class H>
-IdleVerdict idle_verdict(const H& health, const ConnectionInfo& info, time_point now, std::size_t live, std::size_t min,
-                         duration idle_timeout) noexcept {
+IdleVerdict idle_verdict(const H& health, const ConnectionInfo& info, time_point now, std::size_t live,
+                         std::size_t open, std::size_t min, std::size_t max, duration idle_timeout) noexcept {
+    if (open > max) return {CloseReason::resized, false};
     if (health.retire(info, now)) return {CloseReason::lifetime, false};
     if (live > min && now - info.last_used >= idle_timeout) return {CloseReason::idle_timeout, false};
     return {std::nullopt, health.keepalive_due(info, now)};
@@ -1424,8 +1457,12 @@ private:
 // the gate is wanted is the wait queue's rule (wait_queue.hpp); the table
 // only keeps the words consistent with it.
 //
-// The table is allocated once at its capacity; a pool that could change its
-// size later would keep its limit apart from the capacity (see need_connect).
+// The table is allocated once, at its capacity (PoolOptions::capacity, by
+// default the initial max_size), and never moves: leases hold a slot's
+// address. The max in force is the pool's to keep (need_connect), anywhere at
+// or below the capacity. Scans stop at `reach`, one past the highest slot that
+// ever held a connection, so a capacity kept for growth costs memory (~3 kB a
+// slot) but no time on the lock-free path until it is used.
 
 #include <atomic>
 #include <cstddef>
@@ -1433,8 +1470,10 @@ private:
 #include <memory>
 
 // ---- reservoir/core/detail/slot.hpp
-// A slot holds at most one connection. The pool has exactly max_size slots, so
-// it can never hold more connections than that, connects in flight included.
+// A slot holds at most one connection. The pool has a fixed number of slots
+// (its capacity, PoolOptions::capacity, by default max_size), so it can never
+// hold more connections than that, connects in flight included; the max in
+// force may be anywhere up to it (Pool::resize).
 //
 // Who may touch a slot is decided by its atomic state word:
 //   idle -> lent      claimed by an acquirer (lock-free CAS, or under the lock)
@@ -1571,7 +1610,10 @@ public:
 
     explicit SlotTable(std::size_t size) : size_(size), slots_(std::make_unique<SlotT[]>(size)) {}
 
+    // The capacity: the table's slots, used or not.
     std::size_t size() const noexcept { return size_; }
+    // One past the highest slot that ever held a connection; it only grows.
+    std::size_t reach() const noexcept { return reach_.load(std::memory_order_relaxed); }
     SlotT& operator[](std::size_t i) noexcept { return slots_[i]; }
     const SlotT& operator[](std::size_t i) const noexcept { return slots_[i]; }
 
@@ -1588,10 +1630,13 @@ public:
 
     // The calling thread's last slot, then the lowest idle one. Low slots stay
     // busy and high ones age out, which is what idle reaping wants.
+    // A slot past a stale `reach` is missed here, never lost: the slow path
+    // scans again under the lock, where `reach` is current.
     SlotT* claim_idle_fast() noexcept {
         SlotHint& hint = thread_slot_hint();
         if (hint.pool == this && hint.index < size_ && claim(slots_[hint.index])) return &slots_[hint.index];
-        for (std::size_t i = 0; i < size_; ++i) {
+        const std::size_t n = reach();
+        for (std::size_t i = 0; i < n; ++i) {
             if (claim(slots_[i])) {
                 hint = {this, i};
                 return &slots_[i];
@@ -1619,7 +1664,7 @@ public:
 
     // idle -> lent, the lowest idle slot, for a thread under the lock.
     SlotT* claim_idle_locked(bool gate) noexcept {
-        for (std::size_t i = 0; i < size_; ++i) {
+        for (std::size_t i = 0; i < reach(); ++i) {
             std::uint32_t w = slots_[i].word.load(std::memory_order_relaxed);
             if ((w & slot_state_mask) == slot_idle &&
                 slots_[i].word.compare_exchange_strong(w, slot_lent | stamp(gate), std::memory_order_acquire)) {
@@ -1665,14 +1710,14 @@ public:
 
     // Sets the bit on every slot, whatever its state (shutdown).
     void flag_all() noexcept {
-        for (std::size_t i = 0; i < size_; ++i) flag(slots_[i]);
+        for (std::size_t i = 0; i < reach(); ++i) flag(slots_[i]);
     }
 
     // Raises the gate on every slot; true if one was idle (also one that went
     // idle just before its bit was set).
     bool raise_gate() noexcept {
         bool idle = false;
-        for (std::size_t i = 0; i < size_; ++i) {
+        for (std::size_t i = 0; i < reach(); ++i) {
             const std::uint32_t w = armed_ ? slots_[i].word.load(std::memory_order_acquire)
                                            : slots_[i].word.fetch_or(slot_attention, std::memory_order_acq_rel);
             idle = idle || is(w, slot_idle);
@@ -1683,7 +1728,7 @@ public:
 
     SlotCounts counts() const noexcept {
         SlotCounts c;
-        for (std::size_t i = 0; i < size_; ++i) {
+        for (std::size_t i = 0; i < reach(); ++i) {
             switch (slots_[i].state()) {
                 case slot_empty: ++c.empty; break;
                 case slot_connecting: ++c.connecting; break;
@@ -1696,14 +1741,19 @@ public:
         return c;
     }
 
+    // The lowest empty slot, for a connect: connections stay low, and `reach`
+    // grows only when every slot below it is taken.
     SlotT* find_empty() noexcept {
-        for (std::size_t i = 0; i < size_; ++i)
-            if (slots_[i].state() == slot_empty) return &slots_[i];
+        for (std::size_t i = 0; i < size_; ++i) {
+            if (slots_[i].state() != slot_empty) continue;
+            if (i >= reach()) reach_.store(i + 1, std::memory_order_relaxed);
+            return &slots_[i];
+        }
         return nullptr;
     }
 
     bool drained() const noexcept {
-        for (std::size_t i = 0; i < size_; ++i)
+        for (std::size_t i = 0; i < reach(); ++i)
             if (slots_[i].state() != slot_empty) return false;
         return true;
     }
@@ -1711,6 +1761,7 @@ public:
 private:
     std::size_t size_;
     std::unique_ptr<SlotT[]> slots_;
+    std::atomic<std::size_t> reach_{0};  // written under the lock; read without it by claim_idle_fast
     bool armed_ = false;  // every idle and lent slot carries the attention bit (the gate is up)
 };
 
@@ -2190,7 +2241,7 @@ public:
           context_(std::move(context)),
           clock_(std::move(clock)),
           options_(std::move(options)),
-          slots_(validated_max_size()),
+          slots_(validated_capacity()),
           queue_(options_.handoff_after),
           jobs_(slots_.size()),
           conn_(options_.breaker_threshold, options_.breaker_cooldown),
@@ -2380,8 +2431,9 @@ public:
         RESERVOIR_ASSERT(st.total == conn_.live, "idle + in_use + resetting differs from the connections open");
         RESERVOIR_ASSERT(st.connecting == conn_.connecting, "slots connecting differ from the connects in flight");
         st.waiting = queue_.waiting();
-        st.min = sizing_.min_size();
-        st.max = slots_.size();
+        const Sizes sizes = sizes_locked();
+        st.min = sizes.min;
+        st.max = sizes.max;
         st.acquire_timeouts = acquire_timeouts_;
         st.connects = conn_.connects;
         st.connect_failures = conn_.failures;
@@ -2396,6 +2448,9 @@ public:
         Lock lk(mu_);
         return conn_.last_error;
     }
+
+    // Pool::resize (pool_background.hpp).
+    void resize(std::size_t min, std::size_t max);
 
     const PoolOptions& options() const noexcept { return options_; }
     D& driver() noexcept { return driver_; }
@@ -2419,12 +2474,28 @@ private:
         return static_cast<ThreadWaiter&>(w).parker;
     }
 
-    // Checks the options and the sizing policy's numbers before anything is allocated.
-    std::size_t validated_max_size() const {
+    // Checks the options and the sizing policy's numbers before anything is
+    // allocated; the slots are the capacity (PoolOptions::capacity, or max).
+    std::size_t validated_capacity() const {
         options_.validate();
         validate_sizes(sizing_.min_size(), sizing_.max_size());
-        return sizing_.max_size();
+        if (options_.capacity == 0) return sizing_.max_size();
+        validate_capacity(options_.capacity, sizing_.max_size());
+        return options_.capacity;
     }
+
+    // ---- sizes at run time (pool_background.hpp) ------------------------------
+
+    struct Sizes {
+        std::size_t min, max;
+    };
+    Sizes sizes_locked() const noexcept RESERVOIR_REQUIRES(mu_);
+    bool over_max_locked() const noexcept RESERVOIR_REQUIRES(mu_);
+    void trim_locked() RESERVOIR_REQUIRES(mu_);
+    void keep_or_retire_locked(SlotT& s) noexcept RESERVOIR_REQUIRES(mu_);
+    // Set in a lent slot's generation: its release closes it (release_slow sees
+    // a generation that is not the pool's), for a max lowered below it.
+    static constexpr std::uint64_t retire_mark = std::uint64_t{1} << 63;
 
     // ---- the gate and slot moves under the lock ------------------------------
 
@@ -2490,8 +2561,9 @@ private:
     static constexpr duration ping_verdict_time = std::chrono::milliseconds(100);
 
     bool need_connect_locked(time_point now) const noexcept RESERVOIR_REQUIRES(mu_) {
-        return need_connect({conn_.live, conn_.connecting, queue_.waiting(), queue_.retrying(), sizing_.min_size(),
-                             slots_.size(), options_.max_connecting, closing_},
+        const Sizes sizes = sizes_locked();
+        return need_connect({conn_.live, conn_.connecting, queue_.waiting(), queue_.retrying(), sizes.min, sizes.max,
+                             options_.max_connecting, closing_},
                             conn_.breaker.state(now), now, conn_.retry_at);
     }
     void wake_worker_if_needed_locked() noexcept RESERVOIR_REQUIRES(mu_) {
@@ -2507,6 +2579,7 @@ private:
     void reset(SlotT& s) noexcept RESERVOIR_REQUIRES(mu_);
     void ping_then_keep(SlotT& s, duration budget, bool for_borrower) noexcept RESERVOIR_REQUIRES(mu_);
     void close_locked(SlotT& s, CloseReason why) noexcept RESERVOIR_REQUIRES(mu_);
+    void closed_locked(SlotT& s, CloseReason why) noexcept RESERVOIR_REQUIRES(mu_);
     void housekeep_locked() RESERVOIR_REQUIRES(mu_);
     void report_leaks_locked() RESERVOIR_REQUIRES(mu_);
     void begin_close_locked() noexcept RESERVOIR_REQUIRES(mu_);
@@ -2555,8 +2628,8 @@ private:
 
     std::string describe_locked() const RESERVOIR_REQUIRES(mu_) {
         const SlotCounts c = slots_.counts();
-        return describe(
-            {conn_.live, c.idle, c.lent + c.busy, queue_.waiting(), c.connecting, slots_.size(), conn_.last_error});
+        return describe({conn_.live, c.idle, c.lent + c.busy, queue_.waiting(), c.connecting, sizes_locked().max,
+                         conn_.last_error});
     }
 
     // Open, and no connection can serve: fail at once rather than queue
@@ -2600,6 +2673,10 @@ private:
     CloseCounts closes_ RESERVOIR_GUARDED_BY(mu_);
     bool closing_ RESERVOIR_GUARDED_BY(mu_) = false;
     bool stop_ RESERVOIR_GUARDED_BY(mu_) = false;
+    std::size_t retiring_ RESERVOIR_GUARDED_BY(mu_) = 0;  // lent slots marked retire_mark
+    // The max at the last decision, and whether the pool is above a lowered max.
+    mutable std::size_t last_max_ RESERVOIR_GUARDED_BY(mu_) = 0;
+    mutable bool shrinking_ RESERVOIR_GUARDED_BY(mu_) = false;
     References refs_ RESERVOIR_GUARDED_BY(mu_);
     std::vector<std::thread> workers_ RESERVOIR_GUARDED_BY(mu_);
     std::stop_source stop_source_;
@@ -2636,7 +2713,8 @@ inline void PoolState<D, S, H, C, K>::connect() noexcept {
     RESERVOIR_ASSERT(s, "a connect starts with no empty slot");
     set_state_locked(*s, slot_connecting);
     conn_.started();
-    RESERVOIR_ASSERT(conn_.live + conn_.connecting <= slots_.size(), "open + connecting exceeds max_size");
+    // need_connect starts none at or above max, shrinking or not.
+    RESERVOIR_ASSERT(conn_.live + conn_.connecting <= sizes_locked().max, "open + connecting exceeds max_size");
     const std::uint64_t random = next_random(random_);
     mu_.unlock();
 
@@ -2661,7 +2739,17 @@ inline void PoolState<D, S, H, C, K>::connect() noexcept {
     }
 
     mu_.lock();
-    if (s->conn) {
+    if (s->conn && over_max_locked()) {
+        // Above a max lowered meanwhile: closed while its slot still counts
+        // as connecting, so that the counts match the slots throughout.
+        mu_.unlock();
+        s->conn.reset();
+        emit({EventKind::closed, {}, to_string(CloseReason::resized), {}});
+        mu_.lock();
+        const bool breaker_closed = conn_.succeeded(end - begin, options_.latency_histograms);
+        closed_locked(*s, CloseReason::resized);
+        if (breaker_closed) emit_unlocked({EventKind::breaker_closed, {}, {}, {}});
+    } else if (s->conn) {
         s->generation = generation_;
         const bool breaker_closed = conn_.succeeded(end - begin, options_.latency_histograms);
         make_available_locked(*s);
@@ -2690,7 +2778,7 @@ inline void PoolState<D, S, H, C, K>::reset(SlotT& s) noexcept {
     mu_.lock();
     if (ok) {
         s.mark_checked(clock_.coarse_now());
-        make_available_locked(s);
+        keep_or_retire_locked(s);
     } else {
         close_locked(s, CloseReason::reset_failed);
     }
@@ -2706,7 +2794,7 @@ inline void PoolState<D, S, H, C, K>::ping_then_keep(SlotT& s, duration budget, 
     const bool ok = ping(s, deadline);
     mu_.lock();
     s.rechecked = ok && for_borrower;
-    ok ? make_available_locked(s) : close_locked(s, CloseReason::broken);
+    ok ? keep_or_retire_locked(s) : close_locked(s, CloseReason::broken);
 }
 
 // Closes an owned slot's connection outside the lock, then frees the slot.
@@ -2716,6 +2804,16 @@ inline void PoolState<D, S, H, C, K>::close_locked(SlotT& s, CloseReason why) no
     s.conn.reset();
     emit({EventKind::closed, {}, to_string(why), {}});
     mu_.lock();
+    closed_locked(s, why);
+}
+
+// The slot of a connection just closed is free.
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::closed_locked(SlotT& s, CloseReason why) noexcept {
+    if (s.generation & retire_mark) {  // a marked slot closed, whatever the reason
+        s.generation &= ~retire_mark;
+        --retiring_;
+    }
     set_state_locked(s, slot_empty);
     conn_.closed_one();
     count_close(closes_, why);
@@ -2724,17 +2822,21 @@ inline void PoolState<D, S, H, C, K>::close_locked(SlotT& s, CloseReason why) no
 }
 
 // Reaps idle connections above min, retires expired ones, pings idle ones
-// due a keepalive (idle_verdict). Least-used (highest) slots first.
+// due a keepalive (idle_verdict). Least-used (highest) slots first. A max
+// lowered by the sizing policy itself is acted on here (trim_locked).
 template <class D, class S, class H, class C, class K>
 inline void PoolState<D, S, H, C, K>::housekeep_locked() {
     report_leaks_locked();
-    for (std::size_t i = slots_.size(); i-- > 0;) {
+    trim_locked();
+    for (std::size_t i = slots_.reach(); i-- > 0;) {
         if (closing_) return;
         SlotT& s = slots_[i];
         const std::uint32_t w = Table::peek(s);
         if (!Table::is(w, slot_idle)) continue;
-        const IdleVerdict verdict = idle_verdict(health_, s.info(), clock_.coarse_now(), conn_.live, sizing_.min_size(),
-                                                 sizing_.idle_timeout());
+        const Sizes sizes = sizes_locked();
+        const IdleVerdict verdict =
+            idle_verdict(health_, s.info(), clock_.coarse_now(), conn_.live, conn_.live + conn_.connecting - retiring_,
+                         sizes.min, sizes.max, sizing_.idle_timeout());
         if (verdict.keep()) continue;
         if (!Table::take_if_unchanged(s, w)) continue;  // just lent out: leave it
         if (verdict.close)
@@ -2763,6 +2865,92 @@ inline void PoolState<D, S, H, C, K>::report_leaks_locked() {
         ++leaks_;
         emit_unlocked({EventKind::leak, held, {}, where});
     }
+}
+
+// ---- sizes at run time ---------------------------------------------------------
+//
+// The sizing policy's min and max are read at each decision (need_connect,
+// housekeeping, a connection coming back from a connect, reset or ping), not
+// once: Pool::resize changes sizing::Dynamic's under the lock, and a policy of
+// the user's own may change its answers whenever it likes (the pool notices at
+// the next decision, and trims at the next housekeeping). Max is clamped to
+// the slots (the capacity) and to at least 1, min to max.
+//
+// Shrinking: idle connections above max close at once, highest slots first;
+// lent ones are marked (retire_mark, and the attention bit so that their
+// release takes the lock) and close when they come back; a connect, reset or
+// ping that finishes above max closes its connection. `retiring_` counts the
+// marked ones, so that no more are marked or closed than the excess.
+
+template <class D, class S, class H, class C, class K>
+inline auto PoolState<D, S, H, C, K>::sizes_locked() const noexcept -> Sizes {
+    const std::size_t max = std::clamp<std::size_t>(sizing_.max_size(), 1, slots_.size());
+    const std::size_t min = std::min<std::size_t>(sizing_.min_size(), max);
+    const std::size_t open = conn_.live + conn_.connecting;
+    if (max < last_max_) shrinking_ = true;
+    if (open <= max) shrinking_ = false;
+    last_max_ = max;
+    RESERVOIR_ASSERT(open <= max || shrinking_, "open + connecting exceeds max_size, and max was not lowered");
+    return {min, max};
+}
+
+// Above max, counting the marked lent ones as gone already.
+template <class D, class S, class H, class C, class K>
+inline bool PoolState<D, S, H, C, K>::over_max_locked() const noexcept {
+    return conn_.live + conn_.connecting - retiring_ > sizes_locked().max;
+}
+
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::trim_locked() {
+    if (closing_) return;
+    for (std::size_t i = slots_.reach(); i-- > 0 && over_max_locked();)
+        if (Table::take_idle(slots_[i])) close_locked(slots_[i], CloseReason::resized);
+    // Connects in flight above max close themselves when they finish
+    // (connect()): the lent cover only the rest.
+    for (std::size_t i = slots_.reach(); i-- > 0 && conn_.live - retiring_ > sizes_locked().max;) {
+        SlotT& s = slots_[i];
+        if (s.state() != slot_lent || (s.generation & retire_mark)) continue;
+        s.generation |= retire_mark;
+        ++retiring_;
+        Table::flag(s);
+        // Returned lock-free just before the flag: idle, so closed now.
+        if (Table::take_idle(s)) close_locked(s, CloseReason::resized);
+    }
+    // Grown again before they came back: keep as many as the new max allows.
+    for (std::size_t i = 0; i < slots_.reach() && retiring_ > 0; ++i) {
+        SlotT& s = slots_[i];
+        if (!(s.generation & retire_mark)) continue;
+        if (conn_.live + conn_.connecting - retiring_ >= sizes_locked().max) break;
+        s.generation &= ~retire_mark;
+        --retiring_;
+    }
+}
+
+// A connection back from a reset or ping: kept (handed to a waiter or made
+// idle), or closed if the pool is above a lowered max, or if it was marked
+// while lent (a borrower's recheck brings a marked slot here).
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::keep_or_retire_locked(SlotT& s) noexcept {
+    if ((s.generation & retire_mark) || over_max_locked())
+        close_locked(s, CloseReason::resized);
+    else
+        make_available_locked(s);
+}
+
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::resize(std::size_t min, std::size_t max) {
+    validate_sizes(min, max);
+    if (max > slots_.size())
+        bad_option(
+            "max_size", std::to_string(max),
+            ("must not exceed the pool's capacity (" + std::to_string(slots_.size()) + ", PoolOptions::capacity)")
+                .c_str());
+    Lock lk(mu_);
+    sizing_.set_sizes(min, max);
+    trim_locked();
+    // Min raised, or room for the waiters' connects: without background
+    // threads, maintain() or a waiting acquirer makes them.
+    wake_worker_if_needed_locked();
 }
 
 template <class D, class S, class H, class C, class K>
@@ -3328,6 +3516,19 @@ public:
     // min_size, idle reaping, lifetime and keepalive. Needed only with
     // background_threads = false; harmless otherwise.
     void maintain() { state_->maintain(); }
+
+    // Changes min and max of a running pool (sizing::Dynamic, or a policy with
+    // set_sizes(min, max)). Throws ConfigError naming the bad value and its
+    // limit (max between 1 and PoolOptions::capacity, min not above max), and
+    // then changes nothing. Growing lets waiters' connects start at once, and
+    // a raised min opens connections; shrinking closes idle connections at
+    // once (highest slots first) and lent ones as they come back, until the
+    // pool is within the new max. docs/policies.md, "Sizes at run time".
+    void resize(std::size_t min, std::size_t max)
+        requires requires(S& s) { s.set_sizes(min, max); }
+    {
+        state_->resize(min, max);
+    }
 
     const PoolOptions& options() const noexcept { return state_->options(); }
     D& driver() noexcept { return state_->driver(); }

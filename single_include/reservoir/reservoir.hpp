@@ -4777,6 +4777,7 @@ struct Config {
     //   DATABASE_URL                 a URL or key=value string as from_url takes; its parts win over DB_*
     //   DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD, DB_APPLICATION_NAME
     //   DB_POOL_MIN, DB_POOL_MAX     0..10000, 1..10000
+    //   DB_POOL_CAPACITY             0..10000, at least the max: how far Pool::resize may raise max (0 = max)
     //   DB_IDLE_TIMEOUT_MS (alias DB_POOL_IDLE_MS), DB_CONNECTION_TIMEOUT_MS (alias
     //   DB_POOL_CONN_TIMEOUT_MS), DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS,
     //   DB_SLOW_QUERY_MS
@@ -5404,6 +5405,12 @@ inline Config Config::from_env(const std::function<const char*(const char*)>& lo
                               std::to_string(*max) + ")");
         if (min) c.pool.max_size = *min;  // the explicit one wins, the other follows it
         else c.pool.min_size = *max;
+    }
+    if (const auto capacity = size("DB_POOL_CAPACITY", 0); capacity && *capacity != 0) {
+        if (*capacity < c.pool.max_size)
+            throw ConfigError("reservoir: DB_POOL_CAPACITY (" + std::to_string(*capacity) + ") is below DB_POOL_MAX (" +
+                              std::to_string(c.pool.max_size) + "): it is the most that max may be raised to");
+        c.pool.capacity = *capacity;
     }
 
     if (auto v = read("DATABASE_URL")) {

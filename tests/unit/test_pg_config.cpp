@@ -128,6 +128,17 @@ TEST_CASE("every variable and alias is read", "[config]") {
     for (const auto& x : cases) CHECK_THAT(describe(load(x.env)), Catch::Contains(x.expected));
 }
 
+TEST_CASE("DB_POOL_CAPACITY sets how far max may be raised, never below max", "[config]") {
+    CHECK(load({}).pool.capacity == 0);
+    CHECK(load({{"DB_POOL_CAPACITY", "0"}}).pool.capacity == 0);
+    CHECK(load({{"DB_POOL_MAX", "10"}, {"DB_POOL_CAPACITY", "40"}}).pool.capacity == 40);
+    CHECK(load({{"DB_POOL_MAX", "10"}, {"DB_POOL_CAPACITY", "10"}}).pool.capacity == 10);
+    CHECK_THROWS_WITH(load({{"DB_POOL_MAX", "10"}, {"DB_POOL_CAPACITY", "9"}}),
+                      "reservoir: DB_POOL_CAPACITY (9) is below DB_POOL_MAX (10): it is the most that max may be "
+                      "raised to");
+    CHECK_THROWS_WITH(load({{"DB_POOL_CAPACITY", "10001"}}), Catch::Contains(R"(DB_POOL_CAPACITY = "10001")"));
+}
+
 TEST_CASE("DB_SSL words, in any case", "[config]") {
     for (const char* yes : {"true", "TRUE", "1", "yes", "Yes", "on", "ON"}) CHECK(load({{"DB_SSL", yes}}).ssl);
     for (const char* no : {"false", "False", "0", "no", "NO", "off", "Off"}) CHECK_FALSE(load({{"DB_SSL", no}}).ssl);

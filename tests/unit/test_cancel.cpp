@@ -1,0 +1,276 @@
+// Cancelling a queued acquire with a std::stop_token, blocking and async.
+
+#include <catch2/catch.hpp>
+
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <thread>
+
+#include "helpers.hpp"
+
+using namespace std::chrono_literals;
+using reservoir::AcquireCancelled;
+using reservoir::ErrorKind;
+
+namespace {
+
+using Lease = test::ManualPool<>::Lease;
+
+// What one async_acquire was called back with, and on which thread. The
+// callbacks below run on the test's own threads, one at a time.
+struct Outcome {
+    int calls = 0;
+    Lease lease;
+    std::exception_ptr error;
+    std::thread::id thread;
+
+    auto callback() {
+        return [this](Lease l, std::exception_ptr e) {
+            ++calls;
+            lease = std::move(l);
+            error = std::move(e);
+            thread = std::this_thread::get_id();
+        };
+    }
+};
+
+// The AcquireCancelled in `error`, or nullopt when it holds something else.
+std::optional<AcquireCancelled> cancelled(const std::exception_ptr& error) {
+    try {
+        if (error) std::rethrow_exception(error);
+    } catch (const AcquireCancelled& e) {
+        return e;
+    } catch (...) {
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("cancelling a queued async acquire calls back once with AcquireCancelled, and the next is served",
+          "[cancel][async]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 1});
+    pool->maintain();
+    auto held = pool->acquire();
+    std::stop_source stop;
+    Outcome first, second;
+    pool->async_acquire(1h, first.callback(), stop.get_token());
+    pool->async_acquire(1h, second.callback());
+    REQUIRE(pool->stats().waiting == 2);
+
+    rig.clock.advance(30ms);
+    stop.request_stop();
+    REQUIRE(first.calls == 1);
+    CHECK(first.thread == std::this_thread::get_id());  // inside request_stop()
+    CHECK_FALSE(first.lease);
+    const auto e = cancelled(first.error);
+    REQUIRE(e);
+    CHECK(e->kind() == ErrorKind::acquire_cancelled);
+    CHECK(e->waited() == 30ms);
+    CHECK_THAT(e->what(), Catch::Contains("acquire cancelled by its stop_token after 30 ms") &&
+                              Catch::Contains("total=1 idle=0 in_use=1 waiting=1"));
+    auto st = pool->stats();
+    CHECK(st.acquire_cancels == 1);
+    CHECK(st.acquire_timeouts == 0);
+    CHECK(st.waiting == 1);
+
+    held.release();  // to the one left in the queue
+    REQUIRE(second.calls == 1);
+    CHECK(second.lease);
+    CHECK(first.calls == 1);
+    stop.request_stop();  // again: nothing
+    CHECK(first.calls == 1);
+    CHECK(pool->stats().acquire_cancels == 1);
+}
+
+TEST_CASE("cancelling the head of the queue hands a connection to the next at once", "[cancel][async]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 2, .max_size = 2});
+    pool->maintain();
+    auto a = pool->acquire();
+    auto b = pool->acquire();
+    std::stop_source stop;
+    Outcome head, next, last;
+    pool->async_acquire(1h, head.callback(), stop.get_token());
+    pool->async_acquire(1h, next.callback());
+    pool->async_acquire(1h, last.callback());
+    a.release();  // to the head
+    REQUIRE(head.calls == 1);
+    REQUIRE(head.lease);
+    stop.request_stop();  // settled already: no effect
+    CHECK(head.lease);
+    CHECK(pool->stats().acquire_cancels == 0);
+
+    std::stop_source stop_next;
+    Outcome again;
+    pool->async_acquire(1h, again.callback(), stop_next.get_token());  // behind `last`
+    REQUIRE(pool->stats().waiting == 3);
+    head.lease.release();
+    CHECK(next.lease);
+    stop_next.request_stop();  // the tail
+    REQUIRE(again.calls == 1);
+    CHECK(cancelled(again.error));
+    b.release();
+    CHECK(last.lease);
+    const auto st = pool->stats();
+    CHECK(st.waiting == 0);
+    CHECK(st.acquire_cancels == 1);
+    CHECK(st.in_use == 2);
+}
+
+TEST_CASE("a blocking acquire is cancelled from another thread", "[cancel]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 1});
+    pool->maintain();
+    auto held = pool->acquire();
+    std::stop_source stop;
+    std::optional<AcquireCancelled> got;
+    bool leased = false;
+    std::thread waiter([&] {
+        try {
+            leased = static_cast<bool>(pool->acquire(1h, stop.get_token()));
+        } catch (const AcquireCancelled& e) {
+            got = e;
+        }
+    });
+    REQUIRE(test::eventually([&] { return pool->stats().waiting == 1; }));
+    rig.clock.advance(5ms);
+    stop.request_stop();
+    waiter.join();
+    CHECK_FALSE(leased);
+    REQUIRE(got);
+    CHECK(got->waited() == 5ms);
+    CHECK_THAT(got->what(), Catch::Contains("after 5 ms"));
+    const auto st = pool->stats();
+    CHECK(st.waiting == 0);
+    CHECK(st.acquire_cancels == 1);
+    held.release();
+    CHECK(pool->stats().idle == 1);  // nobody left to hand it to
+}
+
+TEST_CASE("a token stopped before the call fails at once when the acquire would queue", "[cancel]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 1});
+    pool->maintain();
+    std::stop_source stop;
+    stop.request_stop();
+
+    SECTION("with a connection idle, it is served: the token is looked at only to queue") {
+        CHECK(pool->acquire(1h, stop.get_token()));
+        Outcome got;
+        pool->async_acquire(1h, got.callback(), stop.get_token());
+        CHECK(got.lease);
+        CHECK(pool->stats().acquire_cancels == 0);
+    }
+    SECTION("with none, blocking") {
+        auto held = pool->acquire();
+        CHECK_THROWS_AS(pool->acquire(1h, stop.get_token()), AcquireCancelled);
+        const auto st = pool->stats();
+        CHECK(st.waiting == 0);
+        CHECK(st.acquire_cancels == 1);
+    }
+    SECTION("with none, async: called back before async_acquire returns") {
+        auto held = pool->acquire();
+        Outcome got;
+        pool->async_acquire(1h, got.callback(), stop.get_token());
+        REQUIRE(got.calls == 1);
+        CHECK(cancelled(got.error));
+        const auto st = pool->stats();
+        CHECK(st.waiting == 0);
+        CHECK(st.acquire_cancels == 1);
+        held.release();
+        CHECK(got.calls == 1);
+        CHECK(pool->stats().idle == 1);
+    }
+}
+
+TEST_CASE("a cancel after the hand-off does nothing: the lease stays good", "[cancel]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 1});
+    pool->maintain();
+    auto held = pool->acquire();
+
+    SECTION("async") {
+        std::stop_source stop;
+        Outcome got;
+        pool->async_acquire(1h, got.callback(), stop.get_token());
+        held.release();
+        REQUIRE(got.lease);
+        stop.request_stop();
+        CHECK(got.calls == 1);
+        CHECK(got.lease->execute("select") == "ok");
+        CHECK(pool->stats().in_use == 1);
+    }
+    SECTION("blocking") {
+        std::stop_source stop;
+        Lease got;
+        std::thread waiter([&] { got = pool->acquire(1h, stop.get_token()); });
+        REQUIRE(test::eventually([&] { return pool->stats().waiting == 1; }));
+        held.release();
+        waiter.join();
+        stop.request_stop();
+        REQUIRE(got);
+        CHECK(got->execute("select") == "ok");
+        CHECK(pool->stats().in_use == 1);
+    }
+    CHECK(pool->stats().acquire_cancels == 0);
+}
+
+TEST_CASE("a timeout settles first: a cancel after it does nothing", "[cancel]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 1});
+    pool->maintain();
+    auto held = pool->acquire();
+    std::stop_source stop;
+    Outcome got;
+    pool->async_acquire(10ms, got.callback(), stop.get_token());
+    rig.clock.advance(10ms);
+    pool->maintain();
+    REQUIRE(got.calls == 1);
+    stop.request_stop();
+    CHECK(got.calls == 1);
+    const auto st = pool->stats();
+    CHECK(st.acquire_timeouts == 1);
+    CHECK(st.acquire_cancels == 0);
+}
+
+// The state is freed when the Pool goes; a stop_callback still registered
+// then would run on freed memory. ASan builds run this.
+TEST_CASE("a token stopped after the pool is destroyed touches nothing", "[cancel][lifetime]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 1});
+    pool->maintain();
+    auto held = pool->acquire();
+    std::stop_source stop;
+
+    SECTION("async: the waiter fails with PoolClosed, once") {
+        Outcome got;
+        pool->async_acquire(1h, got.callback(), stop.get_token());
+        pool.reset();
+        REQUIRE(got.calls == 1);
+        CHECK_FALSE(cancelled(got.error));
+        stop.request_stop();
+        CHECK(got.calls == 1);
+    }
+    SECTION("blocking: the waiter's thread may still be on its way out") {
+        bool closed = false;
+        std::thread waiter([&] {
+            try {
+                pool->acquire(1h, stop.get_token());
+            } catch (const reservoir::PoolClosed&) {
+                closed = true;
+            }
+        });
+        REQUIRE(test::eventually([&] { return pool->stats().waiting == 1; }));
+        pool.reset();
+        stop.request_stop();  // may race the waiter's return
+        waiter.join();
+        CHECK(closed);
+    }
+    held.release();  // after the pool: closed
+    CHECK(rig.server->live() == 0);
+}

@@ -274,3 +274,68 @@ TEST_CASE("a token stopped after the pool is destroyed touches nothing", "[cance
     held.release();  // after the pool: closed
     CHECK(rig.server->live() == 0);
 }
+
+// A head woken to claim a connection left idle, cancelled before it runs: the
+// next in line must get that connection then, not when another comes back.
+// Everything happens inside the head's own connect (the pool has no
+// background threads), on its thread, in one order.
+TEST_CASE("cancelling a woken head hands the idle connection to the next at once", "[cancel]") {
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 2, .handoff_after = 1h});
+    pool->maintain();
+    auto held = pool->acquire();
+    std::stop_source stop;
+    Outcome next;
+    int next_calls_at_cancel = -1;
+    bool hooked = false;
+    rig.server->on_connect([&] {  // the head's connect, while it is queued
+        if (std::exchange(hooked, true)) return;
+        REQUIRE(test::eventually([&] { return pool->stats().waiting == 2; }));
+        held.release();  // the head is woken to claim it; it stays idle meanwhile
+        CHECK(pool->stats().idle == 1);
+        stop.request_stop();
+        next_calls_at_cancel = next.calls;
+    });
+    bool head_cancelled = false;
+    std::thread head([&] {
+        try {
+            pool->acquire(1h, stop.get_token());
+        } catch (const AcquireCancelled&) {
+            head_cancelled = true;
+        }
+    });
+    REQUIRE(test::eventually([&] { return pool->stats().waiting >= 1; }));
+    pool->async_acquire(1h, next.callback());
+    head.join();
+    CHECK(head_cancelled);
+    CHECK(next_calls_at_cancel == 1);
+    CHECK(next.lease);
+    CHECK(pool->stats().acquire_cancels == 1);
+}
+
+// Stopped while out of the queue, between a hand-off and its check: a
+// connection that fails the check would send the waiter back to the head of
+// the queue, where nothing would stop it again.
+TEST_CASE("an async waiter stopped while its connection is checked does not queue again", "[cancel][async]") {
+    struct StopOnClose final : reservoir::EventListener {
+        std::stop_source stop;
+        void on_event(const reservoir::Event& e) noexcept override {
+            if (e.kind == reservoir::EventKind::closed) stop.request_stop();  // outside the pool's lock
+        }
+    };
+    auto listener = std::make_shared<StopOnClose>();
+    test::ManualRig rig;
+    auto pool = rig.make({.min_size = 1, .max_size = 1, .listener = listener});
+    pool->maintain();
+    auto held = pool->acquire();
+    Outcome got;
+    pool->async_acquire(1h, got.callback(), listener->stop.get_token());
+    held->break_locally();
+    held.release();  // handed to the waiter, which finds it broken and closes it: the stop comes then
+    REQUIRE(got.calls == 1);
+    CHECK(cancelled(got.error));
+    const auto st = pool->stats();
+    CHECK(st.waiting == 0);
+    CHECK(st.acquire_cancels == 1);
+    CHECK(st.closes.broken == 1);
+}

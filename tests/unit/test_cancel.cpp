@@ -251,7 +251,7 @@ TEST_CASE("a token stopped after the pool is destroyed touches nothing", "[cance
     pool.reset();
     REQUIRE(got.calls == 1);
     CHECK_FALSE(cancelled(got.error));  // PoolClosed
-    held.release();  // the last reference: the state is freed
+    held.release();                     // the last reference: the state is freed
     stop.request_stop();
     CHECK(got.calls == 1);
     CHECK(rig.server->live() == 0);

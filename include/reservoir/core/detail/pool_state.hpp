@@ -19,6 +19,8 @@
 //            (FIFO) and sleep on the waiter's own parker (parker.hpp).
 //   async    the same, with a callback queued in place of a sleeping thread;
 //            finished outside the lock by whoever settles it.
+//   cancel   a queued waiter's std::stop_callback, on the thread that stops
+//            its token: out of the queue under the lock, AcquireCancelled.
 //   release  fast: CAS lent -> idle. slow (attention bit set, or the
 //            connection needs a reset or must close): under the lock, hand it
 //            to the oldest waiter, queue it for a reset, or close it.
@@ -372,8 +374,8 @@ private:
     // Whether these two hold the lock depends on the waiter's parker (a thread
     // settled returns without taking it again), which the thread-safety
     // analysis cannot follow: they are checked by the threaded tests instead.
-    SlotT* wait_for_slot(time_point start, time_point deadline, const std::stop_token* stop)
-        RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
+    SlotT* wait_for_slot(time_point start, time_point deadline,
+                         const std::stop_token* stop) RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
     static bool lock_unless_settled(ThreadWaiter& w, Lock& lk) noexcept RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
     void admit_locked() const RESERVOIR_REQUIRES(mu_);
     bool checkout(SlotT& s, time_point& start, duration timeout, const source_location& where);
@@ -399,8 +401,8 @@ private:
     // Cancel on a std::stop_token (pool_waiting.hpp): run by the waiter's
     // stop_callback, on whichever thread stops the token.
     CancelOnStop<SlotT> cancel_on_stop(Waiter<SlotT>& w) noexcept {
-        return {[](void* pool, Waiter<SlotT>& waiter) noexcept { static_cast<PoolState*>(pool)->cancel(waiter); },
-                this, &w};
+        return {[](void* pool, Waiter<SlotT>& waiter) noexcept { static_cast<PoolState*>(pool)->cancel(waiter); }, this,
+                &w};
     }
     void cancel(Waiter<SlotT>& w) noexcept RESERVOIR_EXCLUDES(mu_);
     void note_cancel_locked(Waiter<SlotT>& w) RESERVOIR_REQUIRES(mu_);

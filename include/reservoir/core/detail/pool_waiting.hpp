@@ -16,8 +16,8 @@ inline std::string cancelled_text(duration waited, const std::string& pool) {
 // lock: once settled it returns without touching the lock again, so a
 // hand-off is never held up behind threads contending for it.
 template <class D, class S, class H, class C, class K>
-inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point deadline,
-                                                    const std::stop_token* stop) -> SlotT* {
+inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point deadline, const std::stop_token* stop)
+    -> SlotT* {
     ThreadWaiter w;  // the order of these three matters: see ThreadStopHook
     ThreadStopHook on_stop;
     Lock lk(mu_);

@@ -76,11 +76,11 @@ struct Waiter {
     time_point deadline{};   // when it gives up
     SlotT* slot = nullptr;   // the connection handed to this waiter
     WaitOutcome outcome = WaitOutcome::waiting;
-    duration waited{};    // when timed out: for how long, and the error's text
-    std::string message;  // (written by whoever timed it out)
-    bool woken = false;   // woken to claim an idle connection, and has not run yet
-    bool barged = false;  // lost a claim to a newcomer: not woken again before its hand-off is due
-    bool async = false;   // settling queues it to be finished; no thread to wake
+    duration waited{};          // when timed out: for how long, and the error's text
+    std::string message;        // (written by whoever timed it out)
+    bool woken = false;         // woken to claim an idle connection, and has not run yet
+    bool barged = false;        // lost a claim to a newcomer: not woken again before its hand-off is due
+    bool async = false;         // settling queues it to be finished; no thread to wake
     bool stop_pending = false;  // stopped while out of the queue (not yet queued, or being checked out)
 
     bool settled() const noexcept { return slot || outcome != WaitOutcome::waiting; }

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstddef>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -297,13 +298,17 @@ TEST_CASE("cancelling a woken head hands the idle connection to the next at once
     auto held = pool->acquire();
     std::stop_source stop;
     Outcome next;
+    // Seen by the hook on the head's thread, checked after it is joined
+    // (assertions are the test thread's alone).
+    bool both_queued = false;
+    std::size_t idle_before_cancel = 0;
     int next_calls_at_cancel = -1;
     bool hooked = false;
     rig.server->on_connect([&] {  // the head's connect, while it is queued
         if (std::exchange(hooked, true)) return;
-        REQUIRE(test::eventually([&] { return pool->stats().waiting == 2; }));
+        both_queued = test::eventually([&] { return pool->stats().waiting == 2; });
         held.release();  // the head is woken to claim it; it stays idle meanwhile
-        CHECK(pool->stats().idle == 1);
+        idle_before_cancel = pool->stats().idle;
         stop.request_stop();
         next_calls_at_cancel = next.calls;
     });
@@ -318,6 +323,8 @@ TEST_CASE("cancelling a woken head hands the idle connection to the next at once
     REQUIRE(test::eventually([&] { return pool->stats().waiting >= 1; }));
     pool->async_acquire(1h, next.callback());
     head.join();
+    REQUIRE(both_queued);
+    CHECK(idle_before_cancel == 1);
     CHECK(head_cancelled);
     CHECK(next_calls_at_cancel == 1);
     CHECK(next.lease);

@@ -76,8 +76,8 @@ struct Waiter {
     time_point deadline{};   // when it gives up
     SlotT* slot = nullptr;   // the connection handed to this waiter
     WaitOutcome outcome = WaitOutcome::waiting;
-    duration waited{};          // when timed out: for how long, and the error's text
-    std::string message;        // (written by whoever timed it out)
+    duration waited{};          // when timed out or cancelled: for how long, and the error's text
+    std::string message;        // (written by whoever settled it so)
     bool woken = false;         // woken to claim an idle connection, and has not run yet
     bool barged = false;        // lost a claim to a newcomer: not woken again before its hand-off is due
     bool async = false;         // settling queues it to be finished; no thread to wake

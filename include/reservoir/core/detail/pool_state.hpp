@@ -107,8 +107,12 @@ public:
 
     // ---- acquire / release ------------------------------------------------
 
-    // `stop`, when given, is looked at only if the acquirer must queue.
-    SlotT* acquire(duration timeout, const source_location& where, const std::stop_token* stop = nullptr) {
+    // `stop` (a pointer to a std::stop_token, or nullptr) is looked at only if the
+    // acquirer must queue. Its type says at compile time whether the acquire
+    // can be cancelled: one that cannot compiles no cancel code at all, so the
+    // inlining of the fast path is the same as before cancels existed.
+    template <class Stop = std::nullptr_t>
+    SlotT* acquire(duration timeout, const source_location& where, Stop stop = nullptr) {
         time_point start{};  // the precise clock is read only once we must wait
         for (SlotT* s = slots_.claim_idle_fast();; s = slots_.claim_idle_fast()) {
             if (!s) {
@@ -140,9 +144,9 @@ public:
     // connection is idle or the pool cannot serve, else later, from the thread
     // that frees a connection for it, or from a worker (timeouts). Never
     // blocks: a connection due a ping is pinged by a worker, not here.
-    // `stop`, when given, is looked at only if the request must queue.
-    template <class F>
-    void async_acquire(duration timeout, const source_location& where, F done, const std::stop_token* stop = nullptr) {
+    // `stop`, as in acquire(), is looked at only if the request must queue.
+    template <class F, class Stop = std::nullptr_t>
+    void async_acquire(duration timeout, const source_location& where, F done, Stop stop = nullptr) {
         for (SlotT* s = slots_.claim_idle_fast(); s; s = slots_.claim_idle_fast()) {
             switch (checkout_async(*s, {}, where)) {
                 case Checkout::lent: return done(s, nullptr);
@@ -156,7 +160,9 @@ public:
         // Armed before anyone else can see the node, and outside the lock: a
         // token stopped already runs the cancel here, which takes the lock
         // and marks the node stop_pending (checked below).
-        if (stop && stop->stop_possible()) w->on_stop.emplace(*stop, cancel_on_stop(*w));
+        if constexpr (!std::is_null_pointer_v<Stop>) {
+            if (stop->stop_possible()) w->on_stop.emplace(*stop, cancel_on_stop(*w));
+        }
         Lock lk(mu_);
         try {
             if (closing_) throw closed_error();
@@ -374,8 +380,8 @@ private:
     // Whether these two hold the lock depends on the waiter's parker (a thread
     // settled returns without taking it again), which the thread-safety
     // analysis cannot follow: they are checked by the threaded tests instead.
-    SlotT* wait_for_slot(time_point start, time_point deadline,
-                         const std::stop_token* stop) RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
+    template <class Stop>
+    SlotT* wait_for_slot(time_point start, time_point deadline, Stop stop) RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
     static bool lock_unless_settled(ThreadWaiter& w, Lock& lk) noexcept RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
     void admit_locked() const RESERVOIR_REQUIRES(mu_);
     bool checkout(SlotT& s, time_point& start, duration timeout, const source_location& where);

@@ -16,10 +16,12 @@ inline std::string cancelled_text(duration waited, const std::string& pool) {
 // lock: once settled it returns without touching the lock again, so a
 // hand-off is never held up behind threads contending for it.
 template <class D, class S, class H, class C, class K>
-inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point deadline, const std::stop_token* stop)
-    -> SlotT* {
+template <class Stop>
+inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point deadline, Stop stop) -> SlotT* {
+    constexpr bool cancellable = !std::is_null_pointer_v<Stop>;
     ThreadWaiter w;  // the order of these three matters: see ThreadStopHook
-    ThreadStopHook on_stop;
+    struct NoHook {};
+    [[maybe_unused]] std::conditional_t<cancellable, ThreadStopHook, NoHook> on_stop;
     Lock lk(mu_);
     if (closing_) throw closed_error();
     if (queue_.empty()) {
@@ -28,16 +30,20 @@ inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point
     admit_locked();
     w.since = start;
     w.deadline = deadline;
-    if (stop && stop->stop_requested()) throw cancelled_error_locked(w);  // never queued
+    if constexpr (cancellable) {
+        if (stop->stop_requested()) throw cancelled_error_locked(w);  // never queued
+    }
     enqueue_locked(w);
     wake_worker_if_needed_locked();
-    if (stop && stop->stop_possible()) {
-        // Not orphaned (the pool is open), so this is a reference of its own.
-        refs_.take_for_release();
-        on_stop.state = this;
-        lk.unlock();  // a token stopped meanwhile runs the cancel in here, which takes the lock
-        on_stop.callback.emplace(*stop, cancel_on_stop(w));
-        lk.lock();
+    if constexpr (cancellable) {
+        if (stop->stop_possible()) {
+            // Not orphaned (the pool is open), so this is a reference of its own.
+            refs_.take_for_release();
+            on_stop.state = this;
+            lk.unlock();  // a token stopped meanwhile runs the cancel in here, which takes the lock
+            on_stop.callback.emplace(*stop, cancel_on_stop(w));
+            lk.lock();
+        }
     }
     const auto now = [this] { return clock_.now(); };
     for (;;) {

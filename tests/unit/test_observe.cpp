@@ -52,6 +52,7 @@ reservoir::PoolStats sample_stats() {
     s.max = 10;
     s.acquires = 1234;
     s.acquire_timeouts = 5;
+    s.acquire_cancels = 7;
     s.connects = 12;
     s.connect_failures = 3;
     s.closes = {1, 2, 3, 4, 0, 1, 0};
@@ -391,6 +392,9 @@ reservoir_acquires_total{pool="main"} 1234
 # HELP reservoir_acquire_timeouts_total Acquires that gave up waiting for a connection.
 # TYPE reservoir_acquire_timeouts_total counter
 reservoir_acquire_timeouts_total{pool="main"} 5
+# HELP reservoir_acquire_cancels_total Queued acquires cancelled by their stop_token.
+# TYPE reservoir_acquire_cancels_total counter
+reservoir_acquire_cancels_total{pool="main"} 7
 # HELP reservoir_connects_total Connections opened.
 # TYPE reservoir_connects_total counter
 reservoir_connects_total{pool="main"} 12
@@ -695,7 +699,7 @@ TEST_CASE("the JSON snapshot of a hand-built snapshot, exactly", "[observe][json
     s.last_connect_error = "FATAL: \"role\" \\ missing\n\ttab\x01\x1f\x7f \xff\xfe end";
     CHECK(reservoir::to_json(s) ==
           R"~({"total":5,"idle":2,"in_use":3,"resetting":0,"connecting":1,"waiting":4,"min":2,"max":10,)~"
-          R"~("acquires":1234,"acquire_timeouts":5,"connects":12,"connect_failures":3,)~"
+          R"~("acquires":1234,"acquire_timeouts":5,"acquire_cancels":7,"connects":12,"connect_failures":3,)~"
           R"~("closes":{"idle_timeout":1,"lifetime":2,"broken":3,"discarded":4,"reset_failed":0,"evicted":1,)~"
           R"~("shutdown":0,"total":11},"breaker":"half_open","breaker_trips":1,"leaks":2,)~"
           R"~("acquire_wait":{"count":4,"p50_ms":0.327679,"p95_ms":2,"p99_ms":2,"max_ms":2,"mean_ms":0.6},)~"
@@ -717,8 +721,8 @@ TEST_CASE("the JSON snapshot parses back with every field, and any error text as
     const auto query = histogram_of({1ms, 2ms, 3ms});
     const Json j = JsonParser::parse(reservoir::to_json(s, &query));
     CHECK(j.keys == std::vector<std::string>{"total", "idle", "in_use", "resetting", "connecting", "waiting", "min",
-                                               "max", "acquires", "acquire_timeouts", "connects", "connect_failures",
-                                               "closes", "breaker", "breaker_trips", "leaks", "acquire_wait",
+                                               "max", "acquires", "acquire_timeouts", "acquire_cancels", "connects",
+                                               "connect_failures", "closes", "breaker", "breaker_trips", "leaks", "acquire_wait",
                                                "hold_time", "connect_time", "query_time", "last_connect_error"});
     CHECK(j["last_connect_error"].text == expected);
     CHECK(j["breaker"].text == "open");

@@ -308,6 +308,22 @@ TEST_CASE("cancel takes a still-queued waiter out, wherever it stands, and not a
         CHECK(q.cancel(a));
         CHECK(q.retrying() == 0);
     }
+    SECTION("a woken head, then served: the next one needs a release's help, and is woken by it") {
+        q.wake(a);
+        CHECK_FALSE(q.head_needs_help());  // the gate is down while the head is awake
+        CHECK(q.cancel(a));
+        CHECK(q.head_needs_help());
+        int reads = 0;
+        const auto decision = q.on_release(Now{t0, &reads});
+        CHECK(decision.what == Queue::Release::wake_head);
+        CHECK(decision.waiter == &b);
+    }
+    SECTION("one not in the queue: not yet queued, or a thread that claimed a connection itself") {
+        CHECK_FALSE(q.cancel(d));
+        q.unlink(a);  // claimed: unlinked, not settled
+        CHECK_FALSE(q.cancel(a));
+        CHECK(order(q) == std::vector<const Waiter*>{&b, &c});
+    }
     SECTION("one already handed a connection: its result stands") {
         FakeSlot slot;
         int reads = 0;

@@ -9,14 +9,15 @@
 namespace reservoir {
 
 enum class ErrorKind {
-    acquire_timeout,   // no connection within the acquire deadline
-    pool_closed,       // the pool is shutting down or shut down
-    pool_unavailable,  // the circuit breaker is open: the server is failing
-    pool_saturated,    // too many waiters already (admission control)
-    connect_failed,    // opening a connection failed
-    config,            // a setting is invalid
-    query,             // a statement failed; the connection is still good
-    connection_lost,   // the connection broke; the pool discards it
+    acquire_timeout,    // no connection within the acquire deadline
+    acquire_cancelled,  // the acquirer's std::stop_token was stopped while it waited
+    pool_closed,        // the pool is shutting down or shut down
+    pool_unavailable,   // the circuit breaker is open: the server is failing
+    pool_saturated,     // too many waiters already (admission control)
+    connect_failed,     // opening a connection failed
+    config,             // a setting is invalid
+    query,              // a statement failed; the connection is still good
+    connection_lost,    // the connection broke; the pool discards it
 };
 
 class Error : public std::runtime_error {
@@ -33,6 +34,17 @@ class AcquireTimeout : public Error {
 public:
     AcquireTimeout(const std::string& message, std::chrono::nanoseconds waited)
         : Error(ErrorKind::acquire_timeout, message), waited_(waited) {}
+    std::chrono::nanoseconds waited() const noexcept { return waited_; }
+
+private:
+    std::chrono::nanoseconds waited_;
+};
+
+// A queued acquire taken back out of the queue by its std::stop_token.
+class AcquireCancelled : public Error {
+public:
+    AcquireCancelled(const std::string& message, std::chrono::nanoseconds waited)
+        : Error(ErrorKind::acquire_cancelled, message), waited_(waited) {}
     std::chrono::nanoseconds waited() const noexcept { return waited_; }
 
 private:

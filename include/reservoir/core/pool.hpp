@@ -4,6 +4,7 @@
 #include <chrono>
 #include <concepts>
 #include <exception>
+#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -129,6 +130,14 @@ public:
     Lease acquire(duration timeout, source_location where = source_location::current()) {
         return Lease(state_, state_->acquire(timeout, where));
     }
+    // Cancellable: once `stop` is stopped (from any thread), a wait in the
+    // queue ends with AcquireCancelled, unless a connection or a timeout
+    // came first. The token is looked at only when the acquire must wait: with
+    // a connection idle it is served even if `stop` was stopped before the call;
+    // otherwise a token stopped already fails at once, without queueing.
+    Lease acquire(duration timeout, std::stop_token stop, source_location where = source_location::current()) {
+        return Lease(state_, state_->acquire(timeout, where, &stop));
+    }
 
     // Never waits for a connection to come free: an empty Lease when none is
     // idle (and a connect is started if the pool may grow). Throws PoolClosed.
@@ -152,11 +161,17 @@ public:
     template <class F>
         requires std::invocable<F&, Lease, std::exception_ptr>
     void async_acquire(duration timeout, F done, source_location where = source_location::current()) {
-        state_->async_acquire(timeout, where,
-                              [state = state_, done = std::move(done)](typename State::SlotT* slot,
-                                                                       std::exception_ptr error) mutable noexcept {
-                                  done(slot ? Lease(state, slot) : Lease(), std::move(error));
-                              });
+        state_->async_acquire(timeout, where, wrap(std::move(done)));
+    }
+    // Cancellable, as acquire(timeout, stop): a queued request whose `stop` is
+    // stopped gets AcquireCancelled, once, on the thread that stopped it (the
+    // callback runs inside request_stop()), unless a connection or a timeout
+    // came first.
+    template <class F>
+        requires std::invocable<F&, Lease, std::exception_ptr>
+    void async_acquire(duration timeout, F done, std::stop_token stop,
+                       source_location where = source_location::current()) {
+        state_->async_acquire(timeout, where, wrap(std::move(done)), &stop);
     }
 
     PoolStats stats() const { return state_->stats(); }
@@ -195,6 +210,15 @@ public:
     D& driver() noexcept { return state_->driver(); }
 
 private:
+    // The state's callback: a slot becomes a Lease.
+    template <class F>
+    auto wrap(F done) {
+        return [state = state_, done = std::move(done)](typename State::SlotT* slot,
+                                                        std::exception_ptr error) mutable noexcept {
+            done(slot ? Lease(state, slot) : Lease(), std::move(error));
+        };
+    }
+
     template <class P>
     static P make(const PoolOptions& options) {
         if constexpr (std::is_constructible_v<P, const PoolOptions&>)

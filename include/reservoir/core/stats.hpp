@@ -44,6 +44,7 @@ struct PoolStats {
     // Counters since the pool was created.
     std::uint64_t acquires = 0;          // leases handed out
     std::uint64_t acquire_timeouts = 0;
+    std::uint64_t acquire_cancels = 0;  // queued acquires whose std::stop_token was stopped
     std::uint64_t connects = 0;          // connections opened
     std::uint64_t connect_failures = 0;
     CloseCounts closes;

@@ -7,7 +7,7 @@
 // Shape (one line; numbers are plain integers or exact decimals, never NaN
 // or infinite; times in milliseconds):
 //   {"total":3,"idle":2,"in_use":1,"resetting":0,"connecting":0,"waiting":0,"min":2,"max":20,
-//    "acquires":120,"acquire_timeouts":0,"connects":3,"connect_failures":1,
+//    "acquires":120,"acquire_timeouts":0,"acquire_cancels":0,"connects":3,"connect_failures":1,
 //    "closes":{"idle_timeout":0,"lifetime":0,"broken":0,"discarded":0,"reset_failed":0,
 //              "evicted":0,"shutdown":0,"total":0},
 //    "breaker":"closed","breaker_trips":0,"leaks":0,
@@ -209,6 +209,7 @@ inline std::string to_json(const PoolStats& s, const HistogramSnapshot* query_ti
     o.field("max", s.max);
     o.field("acquires", s.acquires);
     o.field("acquire_timeouts", s.acquire_timeouts);
+    o.field("acquire_cancels", s.acquire_cancels);
     o.field("connects", s.connects);
     o.field("connect_failures", s.connect_failures);
 

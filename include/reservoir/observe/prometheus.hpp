@@ -9,7 +9,8 @@
 //   reservoir_connections_connecting, reservoir_waiting          gauges
 //   reservoir_pool_min, reservoir_pool_max                       gauges
 //   reservoir_acquires_total, reservoir_acquire_timeouts_total,
-//   reservoir_connects_total, reservoir_connect_failures_total   counters
+//   reservoir_acquire_cancels_total, reservoir_connects_total,
+//   reservoir_connect_failures_total                             counters
 //   reservoir_closes_total{reason="idle_timeout"|"lifetime"|"broken"|"discarded"|
 //                          "reset_failed"|"evicted"|"shutdown"}  counter
 //   reservoir_breaker_state          gauge: 0 closed, 1 half-open, 2 open (alert on > 0)
@@ -221,6 +222,8 @@ public:
         counter("reservoir_acquires_total", "Leases handed out.", [](const PoolStats& s) { return s.acquires; });
         counter("reservoir_acquire_timeouts_total", "Acquires that gave up waiting for a connection.",
                 [](const PoolStats& s) { return s.acquire_timeouts; });
+        counter("reservoir_acquire_cancels_total", "Queued acquires cancelled by their stop_token.",
+                [](const PoolStats& s) { return s.acquire_cancels; });
         counter("reservoir_connects_total", "Connections opened.", [](const PoolStats& s) { return s.connects; });
         counter("reservoir_connect_failures_total", "Connection attempts that failed.",
                 [](const PoolStats& s) { return s.connect_failures; });

@@ -19,6 +19,8 @@
 //            (FIFO) and sleep on the waiter's own parker (parker.hpp).
 //   async    the same, with a callback queued in place of a sleeping thread;
 //            finished outside the lock by whoever settles it.
+//   cancel   a queued waiter's std::stop_callback, on the thread that stops
+//            its token: out of the queue under the lock, AcquireCancelled.
 //   release  fast: CAS lent -> idle. slow (attention bit set, or the
 //            connection needs a reset or must close): under the lock, hand it
 //            to the oldest waiter, queue it for a reset, or close it.
@@ -106,12 +108,17 @@ public:
 
     // ---- acquire / release ------------------------------------------------
 
-    SlotT* acquire(duration timeout, const source_location& where) {
+    // `stop` (a pointer to a std::stop_token, or nullptr) is looked at only if the
+    // acquirer must queue. Its type says at compile time whether the acquire
+    // can be cancelled: one that cannot compiles no cancel code at all, so the
+    // inlining of the fast path is the same as before cancels existed.
+    template <class Stop = std::nullptr_t>
+    SlotT* acquire(duration timeout, const source_location& where, Stop stop = nullptr) {
         time_point start{};  // the precise clock is read only once we must wait
         for (SlotT* s = slots_.claim_idle_fast();; s = slots_.claim_idle_fast()) {
             if (!s) {
                 if (start == time_point{}) start = clock_.now();
-                s = wait_for_slot(start, start + timeout);
+                s = wait_for_slot(start, start + timeout, stop);
             }
             if (checkout(*s, start, timeout, where)) return s;  // on failure, start is set
         }
@@ -138,8 +145,9 @@ public:
     // connection is idle or the pool cannot serve, else later, from the thread
     // that frees a connection for it, or from a worker (timeouts). Never
     // blocks: a connection due a ping is pinged by a worker, not here.
-    template <class F>
-    void async_acquire(duration timeout, const source_location& where, F done) {
+    // `stop`, as in acquire(), is looked at only if the request must queue.
+    template <class F, class Stop = std::nullptr_t>
+    void async_acquire(duration timeout, const source_location& where, F done, Stop stop = nullptr) {
         for (SlotT* s = slots_.claim_idle_fast(); s; s = slots_.claim_idle_fast()) {
             switch (checkout_async(*s, {}, where)) {
                 case Checkout::lent: return done(s, nullptr);
@@ -150,12 +158,20 @@ public:
         auto w = std::make_unique<AsyncCall<SlotT, F>>(std::move(done), where);
         w->since = clock_.now();
         w->deadline = w->since + timeout;
+        // Armed before anyone else can see the node, and outside the lock: a
+        // token stopped already runs the cancel here, which takes the lock
+        // and marks the node stop_pending (checked below).
+        if constexpr (!std::is_null_pointer_v<Stop>) {
+            if (stop->stop_possible()) w->on_stop.emplace(*stop, cancel_on_stop(*w));
+        }
         Lock lk(mu_);
         try {
             if (closing_) throw closed_error();
             admit_locked();
+            if (w->stop_pending) throw cancelled_error_locked(*w);
         } catch (...) {
             lk.unlock();
+            w->on_stop.reset();  // waits for a cancel running on another thread: it takes the lock
             w->finish(nullptr, std::current_exception());
             return;
         }
@@ -284,6 +300,7 @@ public:
         st.min = sizes.min;
         st.max = sizes.max;
         st.acquire_timeouts = acquire_timeouts_;
+        st.acquire_cancels = acquire_cancels_;
         st.connects = conn_.connects;
         st.connect_failures = conn_.failures;
         st.closes = closes_;
@@ -317,6 +334,24 @@ private:
     struct ThreadWaiter : Waiter<SlotT> {
         static constexpr std::uint32_t retry_signal = 1, settled_signal = 2;
         Parker parker;
+    };
+    // A blocked acquirer's stop_callback, and the reference that keeps the
+    // state alive while the callback may run (it takes the lock): the Pool may
+    // be destroyed while the thread still waits. Declared after the waiter and
+    // before the lock, so that it goes after the lock is let go (the callback's
+    // destructor waits for a cancel running on another thread, which takes the
+    // lock) and before the waiter (which that cancel reads).
+    struct ThreadStopHook {
+        PoolState* state = nullptr;  // set once it holds a reference
+        StopHook<SlotT> callback;
+        ThreadStopHook() = default;
+        ThreadStopHook(const ThreadStopHook&) = delete;
+        ThreadStopHook& operator=(const ThreadStopHook&) = delete;
+        ~ThreadStopHook() {
+            if (!state) return;
+            callback.reset();
+            state->drop_ref();
+        }
     };
     static Parker& parker_of(Waiter<SlotT>& w) noexcept {
         RESERVOIR_ASSERT(!w.async, "an async waiter has no thread to wake");
@@ -366,7 +401,8 @@ private:
     // Whether these two hold the lock depends on the waiter's parker (a thread
     // settled returns without taking it again), which the thread-safety
     // analysis cannot follow: they are checked by the threaded tests instead.
-    SlotT* wait_for_slot(time_point start, time_point deadline) RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
+    template <class Stop>
+    SlotT* wait_for_slot(time_point start, time_point deadline, Stop stop) RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
     static bool lock_unless_settled(ThreadWaiter& w, Lock& lk) noexcept RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
     void admit_locked() const RESERVOIR_REQUIRES(mu_);
     bool checkout(SlotT& s, time_point& start, duration timeout, const source_location& where);
@@ -387,6 +423,19 @@ private:
     void time_out_due_locked(time_point now) RESERVOIR_REQUIRES(mu_);
     void wake_all_waiters_locked(WaitOutcome outcome) noexcept RESERVOIR_REQUIRES(mu_) {
         while (Waiter<SlotT>* w = queue_.pop_front()) settle_locked(*w, nullptr, outcome);
+    }
+
+    // Cancel on a std::stop_token (pool_waiting.hpp): run by the waiter's
+    // stop_callback, on whichever thread stops the token.
+    CancelOnStop<SlotT> cancel_on_stop(Waiter<SlotT>& w) noexcept {
+        return {[](void* pool, Waiter<SlotT>& waiter) noexcept { static_cast<PoolState*>(pool)->cancel(waiter); }, this,
+                &w};
+    }
+    void cancel(Waiter<SlotT>& w) noexcept RESERVOIR_EXCLUDES(mu_);
+    void note_cancel_locked(Waiter<SlotT>& w) RESERVOIR_REQUIRES(mu_);
+    AcquireCancelled cancelled_error_locked(Waiter<SlotT>& w) RESERVOIR_REQUIRES(mu_) {
+        note_cancel_locked(w);
+        return AcquireCancelled(std::move(w.message), w.waited);
     }
 
     bool finish_completed_locked() noexcept RESERVOIR_REQUIRES(mu_);
@@ -444,6 +493,10 @@ private:
         lk.released();
         mu_.unlock();
         if (last) delete this;
+    }
+    void drop_ref() noexcept RESERVOIR_EXCLUDES(mu_) {
+        Lock lk(mu_);
+        unref(lk);
     }
 
     // ---- events, waits and errors ----------------------------------------------
@@ -518,6 +571,7 @@ private:
     time_point next_housekeeping_ RESERVOIR_GUARDED_BY(mu_) = {};
     std::uint64_t random_ RESERVOIR_GUARDED_BY(mu_);
     std::uint64_t acquire_timeouts_ RESERVOIR_GUARDED_BY(mu_) = 0;
+    std::uint64_t acquire_cancels_ RESERVOIR_GUARDED_BY(mu_) = 0;
     std::uint64_t leaks_ RESERVOIR_GUARDED_BY(mu_) = 0;
     CloseCounts closes_ RESERVOIR_GUARDED_BY(mu_);
     bool closing_ RESERVOIR_GUARDED_BY(mu_) = false;

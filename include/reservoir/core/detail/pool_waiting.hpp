@@ -7,23 +7,44 @@
 
 namespace reservoir::detail {
 
+inline std::string cancelled_text(duration waited, const std::string& pool) {
+    return "reservoir: acquire cancelled by its stop_token after " + ms_text(waited) + " (" + pool + ")";
+}
+
 // The slow path of acquire: claim an idle slot under the lock if nobody
 // waits, else queue and sleep on the waiter's own parker, not on the pool's
 // lock: once settled it returns without touching the lock again, so a
 // hand-off is never held up behind threads contending for it.
 template <class D, class S, class H, class C, class K>
-inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point deadline) -> SlotT* {
+template <class Stop>
+inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point deadline, Stop stop) -> SlotT* {
+    constexpr bool cancellable = !std::is_null_pointer_v<Stop>;
+    ThreadWaiter w;  // the order of these three matters: see ThreadStopHook
+    struct NoHook {};
+    [[maybe_unused]] std::conditional_t<cancellable, ThreadStopHook, NoHook> on_stop;
     Lock lk(mu_);
     if (closing_) throw closed_error();
     if (queue_.empty()) {
         if (SlotT* s = claim_idle_locked()) return s;
     }
     admit_locked();
-    ThreadWaiter w;
     w.since = start;
     w.deadline = deadline;
+    if constexpr (cancellable) {
+        if (stop->stop_requested()) throw cancelled_error_locked(w);  // never queued
+    }
     enqueue_locked(w);
     wake_worker_if_needed_locked();
+    if constexpr (cancellable) {
+        if (stop->stop_possible()) {
+            // Not orphaned (the pool is open), so this is a reference of its own.
+            refs_.take_for_release();
+            on_stop.state = this;
+            lk.unlock();  // a token stopped meanwhile runs the cancel in here, which takes the lock
+            on_stop.callback.emplace(*stop, cancel_on_stop(w));
+            lk.lock();
+        }
+    }
     const auto now = [this] { return clock_.now(); };
     for (;;) {
         if (w.settled()) break;
@@ -51,6 +72,7 @@ inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point
         emit({EventKind::acquire_timeout, w.waited, w.message, {}});
         throw AcquireTimeout(std::move(w.message), w.waited);
     }
+    if (w.outcome == WaitOutcome::cancelled) throw AcquireCancelled(std::move(w.message), w.waited);
     if (w.outcome == WaitOutcome::closed) throw closed_error();
     if (w.outcome == WaitOutcome::unavailable) {
         if (!lk.owns_lock()) lk.lock();
@@ -286,12 +308,17 @@ inline void PoolState<D, S, H, C, K>::finish_one(AsyncWaiter<SlotT>& w) noexcept
     } else if (w.outcome == WaitOutcome::timed_out) {
         emit({EventKind::acquire_timeout, w.waited, w.message, {}});
         error = std::make_exception_ptr(AcquireTimeout(std::move(w.message), w.waited));
+    } else if (w.outcome == WaitOutcome::cancelled) {
+        error = std::make_exception_ptr(AcquireCancelled(std::move(w.message), w.waited));
     } else if (w.outcome == WaitOutcome::unavailable) {
         Lock lk(mu_);
         error = std::make_exception_ptr(unavailable_error_locked());
     } else {
         error = std::make_exception_ptr(closed_error());
     }
+    // Outside the lock: this waits for a cancel running on another thread
+    // (it finds the waiter settled). Run by the cancel itself, it returns at once.
+    w.on_stop.reset();
     w.finish(w.slot, std::move(error));
     delete &w;
 }
@@ -302,12 +329,51 @@ inline void PoolState<D, S, H, C, K>::requeue_async(AsyncWaiter<SlotT>& w) noexc
     w.slot = nullptr;
     if (closing_) {
         settle_locked(w, nullptr, WaitOutcome::closed);
+    } else if (w.stop_pending) {  // stopped while being checked out: it does not queue again
+        note_cancel_locked(w);
+        settle_locked(w, nullptr, WaitOutcome::cancelled);
     } else {
         queue_.requeue_front(w);
         serve_head_locked();
         wake_worker_if_needed_locked();
     }
     finish_completed_locked();
+}
+
+// Run by a waiter's stop_callback, on the thread that stops its token: takes
+// the waiter out of the queue and settles it with AcquireCancelled, unless a
+// hand-off or a timeout settled it first. A waiter not in the queue (not yet
+// queued, or an async one being checked out) is marked instead, and fails
+// when it would queue.
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::cancel(Waiter<SlotT>& w) noexcept {
+    Lock lk(mu_);
+    const bool head = queue_.head() == &w;
+    if (!queue_.cancel(w)) {
+        w.stop_pending = true;
+        return;
+    }
+    // Finishing an async waiter lets go of the lock, and the Pool may be
+    // destroyed meanwhile: hold a reference, as a release does (the pool is
+    // open, or the waiter would have been settled with PoolClosed).
+    refs_.take_for_release();
+    note_cancel_locked(w);
+    settle_locked(w, nullptr, WaitOutcome::cancelled);
+    if (head) serve_head_locked();  // the next head may need help, and a connection may be idle
+    if (Waiter<SlotT>* done = queue_.take_settled()) {
+        lk.unlock();
+        finish_async(done);
+        lk.lock();
+    }
+    unref(lk);
+}
+
+// Counts a cancel and records its wait and error text.
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::note_cancel_locked(Waiter<SlotT>& w) {
+    ++acquire_cancels_;
+    w.waited = clock_.now() - w.since;
+    w.message = cancelled_text(w.waited, describe_locked());
 }
 
 // The slow path of release: under the lock, the connection is handed over or

@@ -37,6 +37,11 @@
 // faster than a mutex pool); with it down while the head needs nothing, fewer
 // than one in ten thousand go there, and a cycle costs 11 ns.
 //
+// CANCEL (cancel). A waiter whose std::stop_token is stopped leaves the queue
+// under the lock, unless it was settled first: a hand-off, a timeout or a
+// cancel, whichever settles it first wins. Cancelling the head leaves a new
+// head, which the caller serves like any other.
+//
 // TIMEOUTS (time_out_due). Whoever finds a deadline passed times out every
 // waiter due, in one pass: waiters that queued together time out together,
 // and taking the lock one by one made a convoy (the last of 80 was measured
@@ -46,6 +51,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <optional>
+#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -57,7 +64,7 @@ namespace reservoir::detail {
 
 // Why a waiter left the queue without a connection (or `waiting`: it has one,
 // or is still queued).
-enum class WaitOutcome { waiting, timed_out, closed, unavailable };
+enum class WaitOutcome { waiting, timed_out, closed, unavailable, cancelled };
 
 // An acquirer in the queue. A blocked thread's lives on its stack, an async
 // one's on the heap. Every field is read and written under the pool's lock.
@@ -69,14 +76,30 @@ struct Waiter {
     time_point deadline{};   // when it gives up
     SlotT* slot = nullptr;   // the connection handed to this waiter
     WaitOutcome outcome = WaitOutcome::waiting;
-    duration waited{};    // when timed out: for how long, and the error's text
-    std::string message;  // (written by whoever timed it out)
-    bool woken = false;   // woken to claim an idle connection, and has not run yet
-    bool barged = false;  // lost a claim to a newcomer: not woken again before its hand-off is due
-    bool async = false;   // settling queues it to be finished; no thread to wake
+    duration waited{};          // when timed out or cancelled: for how long, and the error's text
+    std::string message;        // (written by whoever settled it so)
+    bool woken = false;         // woken to claim an idle connection, and has not run yet
+    bool barged = false;        // lost a claim to a newcomer: not woken again before its hand-off is due
+    bool async = false;         // settling queues it to be finished; no thread to wake
+    bool stop_pending = false;  // stopped while out of the queue (not yet queued, or being checked out)
 
     bool settled() const noexcept { return slot || outcome != WaitOutcome::waiting; }
 };
+
+// What a waiter's std::stop_callback runs: the pool's cancel, through a
+// function pointer so that the queue need not know the pool's type.
+template <class SlotT>
+struct CancelOnStop {
+    void (*cancel)(void* pool, Waiter<SlotT>& w) noexcept;
+    void* pool;
+    Waiter<SlotT>* waiter;
+    // May destroy this very object (the cancel finishes the waiter): nothing after the call.
+    void operator()() const noexcept { cancel(pool, *waiter); }
+};
+
+// Registered only for a waiter that may be cancelled and must queue.
+template <class SlotT>
+using StopHook = std::optional<std::stop_callback<CancelOnStop<SlotT>>>;
 
 // A queued async_acquire: a callback in place of a sleeping thread. Settled
 // under the lock like any waiter, then finished (checked out, its callback
@@ -89,6 +112,7 @@ struct AsyncWaiter : Waiter<SlotT> {
     virtual ~AsyncWaiter() = default;
     virtual void finish(SlotT* slot, std::exception_ptr error) noexcept = 0;
     source_location where;
+    StopHook<SlotT> on_stop;  // destroyed outside the pool's lock before the callback runs
 };
 
 template <class SlotT, class F>
@@ -155,11 +179,14 @@ public:
         return w;
     }
 
+    bool queued(const W& w) const noexcept { return w.prev || head_ == &w; }
+
     // Takes a still-queued waiter out of the queue (it gave up); false if it
-    // was settled already, so its result stands. When it was the head, the
-    // caller serves the new head, whose needs may differ.
+    // was settled already, so its result stands, or is not in the queue (not
+    // yet queued, or a thread that claimed a connection itself). When it was
+    // the head, the caller serves the new head, whose needs may differ.
     bool cancel(W& w) noexcept {
-        if (w.settled()) return false;
+        if (w.settled() || !queued(w)) return false;
         unlink(w);
         return true;
     }

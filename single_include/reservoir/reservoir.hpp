@@ -198,14 +198,15 @@ concept ContextPolicy = requires(C& c, Conn& conn, time_point deadline) {
 namespace reservoir {
 
 enum class ErrorKind {
-    acquire_timeout,   // no connection within the acquire deadline
-    pool_closed,       // the pool is shutting down or shut down
-    pool_unavailable,  // the circuit breaker is open: the server is failing
-    pool_saturated,    // too many waiters already (admission control)
-    connect_failed,    // opening a connection failed
-    config,            // a setting is invalid
-    query,             // a statement failed; the connection is still good
-    connection_lost,   // the connection broke; the pool discards it
+    acquire_timeout,    // no connection within the acquire deadline
+    acquire_cancelled,  // the acquirer's std::stop_token was stopped while it waited
+    pool_closed,        // the pool is shutting down or shut down
+    pool_unavailable,   // the circuit breaker is open: the server is failing
+    pool_saturated,     // too many waiters already (admission control)
+    connect_failed,     // opening a connection failed
+    config,             // a setting is invalid
+    query,              // a statement failed; the connection is still good
+    connection_lost,    // the connection broke; the pool discards it
 };
 
 class Error : public std::runtime_error {
@@ -222,6 +223,17 @@ class AcquireTimeout : public Error {
 public:
     AcquireTimeout(const std::string& message, std::chrono::nanoseconds waited)
         : Error(ErrorKind::acquire_timeout, message), waited_(waited) {}
+    std::chrono::nanoseconds waited() const noexcept { return waited_; }
+
+private:
+    std::chrono::nanoseconds waited_;
+};
+
+// A queued acquire taken back out of the queue by its std::stop_token.
+class AcquireCancelled : public Error {
+public:
+    AcquireCancelled(const std::string& message, std::chrono::nanoseconds waited)
+        : Error(ErrorKind::acquire_cancelled, message), waited_(waited) {}
     std::chrono::nanoseconds waited() const noexcept { return waited_; }
 
 private:
@@ -752,6 +764,7 @@ struct None {
 #include <chrono>
 #include <concepts>
 #include <exception>
+#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -816,6 +829,8 @@ private:
 //            (FIFO) and sleep on the waiter's own parker (parker.hpp).
 //   async    the same, with a callback queued in place of a sleeping thread;
 //            finished outside the lock by whoever settles it.
+//   cancel   a queued waiter's std::stop_callback, on the thread that stops
+//            its token: out of the queue under the lock, AcquireCancelled.
 //   release  fast: CAS lent -> idle. slow (attention bit set, or the
 //            connection needs a reset or must close): under the lock, hand it
 //            to the oldest waiter, queue it for a reset, or close it.
@@ -966,6 +981,7 @@ struct PoolStats {
     // Counters since the pool was created.
     std::uint64_t acquires = 0;          // leases handed out
     std::uint64_t acquire_timeouts = 0;
+    std::uint64_t acquire_cancels = 0;  // queued acquires whose std::stop_token was stopped
     std::uint64_t connects = 0;          // connections opened
     std::uint64_t connect_failures = 0;
     CloseCounts closes;
@@ -1889,6 +1905,11 @@ private:
 // faster than a mutex pool); with it down while the head needs nothing, fewer
 // than one in ten thousand go there, and a cycle costs 11 ns.
 //
+// CANCEL (cancel). A waiter whose std::stop_token is stopped leaves the queue
+// under the lock, unless it was settled first: a hand-off, a timeout or a
+// cancel, whichever settles it first wins. Cancelling the head leaves a new
+// head, which the caller serves like any other.
+//
 // TIMEOUTS (time_out_due). Whoever finds a deadline passed times out every
 // waiter due, in one pass: waiters that queued together time out together,
 // and taking the lock one by one made a convoy (the last of 80 was measured
@@ -1898,6 +1919,8 @@ private:
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <optional>
+#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -1906,7 +1929,7 @@ namespace reservoir::detail {
 
 // Why a waiter left the queue without a connection (or `waiting`: it has one,
 // or is still queued).
-enum class WaitOutcome { waiting, timed_out, closed, unavailable };
+enum class WaitOutcome { waiting, timed_out, closed, unavailable, cancelled };
 
 // An acquirer in the queue. A blocked thread's lives on its stack, an async
 // one's on the heap. Every field is read and written under the pool's lock.
@@ -1918,14 +1941,30 @@ struct Waiter {
     time_point deadline{};   // when it gives up
     SlotT* slot = nullptr;   // the connection handed to this waiter
     WaitOutcome outcome = WaitOutcome::waiting;
-    duration waited{};    // when timed out: for how long, and the error's text
-    std::string message;  // (written by whoever timed it out)
-    bool woken = false;   // woken to claim an idle connection, and has not run yet
-    bool barged = false;  // lost a claim to a newcomer: not woken again before its hand-off is due
-    bool async = false;   // settling queues it to be finished; no thread to wake
+    duration waited{};          // when timed out or cancelled: for how long, and the error's text
+    std::string message;        // (written by whoever settled it so)
+    bool woken = false;         // woken to claim an idle connection, and has not run yet
+    bool barged = false;        // lost a claim to a newcomer: not woken again before its hand-off is due
+    bool async = false;         // settling queues it to be finished; no thread to wake
+    bool stop_pending = false;  // stopped while out of the queue (not yet queued, or being checked out)
 
     bool settled() const noexcept { return slot || outcome != WaitOutcome::waiting; }
 };
+
+// What a waiter's std::stop_callback runs: the pool's cancel, through a
+// function pointer so that the queue need not know the pool's type.
+template <class SlotT>
+struct CancelOnStop {
+    void (*cancel)(void* pool, Waiter<SlotT>& w) noexcept;
+    void* pool;
+    Waiter<SlotT>* waiter;
+    // May destroy this very object (the cancel finishes the waiter): nothing after the call.
+    void operator()() const noexcept { cancel(pool, *waiter); }
+};
+
+// Registered only for a waiter that may be cancelled and must queue.
+template <class SlotT>
+using StopHook = std::optional<std::stop_callback<CancelOnStop<SlotT>>>;
 
 // A queued async_acquire: a callback in place of a sleeping thread. Settled
 // under the lock like any waiter, then finished (checked out, its callback
@@ -1938,6 +1977,7 @@ struct AsyncWaiter : Waiter<SlotT> {
     virtual ~AsyncWaiter() = default;
     virtual void finish(SlotT* slot, std::exception_ptr error) noexcept = 0;
     source_location where;
+    StopHook<SlotT> on_stop;  // destroyed outside the pool's lock before the callback runs
 };
 
 template <class SlotT, class F>
@@ -2004,11 +2044,14 @@ public:
         return w;
     }
 
+    bool queued(const W& w) const noexcept { return w.prev || head_ == &w; }
+
     // Takes a still-queued waiter out of the queue (it gave up); false if it
-    // was settled already, so its result stands. When it was the head, the
-    // caller serves the new head, whose needs may differ.
+    // was settled already, so its result stands, or is not in the queue (not
+    // yet queued, or a thread that claimed a connection itself). When it was
+    // the head, the caller serves the new head, whose needs may differ.
     bool cancel(W& w) noexcept {
-        if (w.settled()) return false;
+        if (w.settled() || !queued(w)) return false;
         unlink(w);
         return true;
     }
@@ -2257,12 +2300,17 @@ public:
 
     // ---- acquire / release ------------------------------------------------
 
-    SlotT* acquire(duration timeout, const source_location& where) {
+    // `stop` (a pointer to a std::stop_token, or nullptr) is looked at only if the
+    // acquirer must queue. Its type says at compile time whether the acquire
+    // can be cancelled: one that cannot compiles no cancel code at all, so the
+    // inlining of the fast path is the same as before cancels existed.
+    template <class Stop = std::nullptr_t>
+    SlotT* acquire(duration timeout, const source_location& where, Stop stop = nullptr) {
         time_point start{};  // the precise clock is read only once we must wait
         for (SlotT* s = slots_.claim_idle_fast();; s = slots_.claim_idle_fast()) {
             if (!s) {
                 if (start == time_point{}) start = clock_.now();
-                s = wait_for_slot(start, start + timeout);
+                s = wait_for_slot(start, start + timeout, stop);
             }
             if (checkout(*s, start, timeout, where)) return s;  // on failure, start is set
         }
@@ -2289,8 +2337,9 @@ public:
     // connection is idle or the pool cannot serve, else later, from the thread
     // that frees a connection for it, or from a worker (timeouts). Never
     // blocks: a connection due a ping is pinged by a worker, not here.
-    template <class F>
-    void async_acquire(duration timeout, const source_location& where, F done) {
+    // `stop`, as in acquire(), is looked at only if the request must queue.
+    template <class F, class Stop = std::nullptr_t>
+    void async_acquire(duration timeout, const source_location& where, F done, Stop stop = nullptr) {
         for (SlotT* s = slots_.claim_idle_fast(); s; s = slots_.claim_idle_fast()) {
             switch (checkout_async(*s, {}, where)) {
                 case Checkout::lent: return done(s, nullptr);
@@ -2301,12 +2350,20 @@ public:
         auto w = std::make_unique<AsyncCall<SlotT, F>>(std::move(done), where);
         w->since = clock_.now();
         w->deadline = w->since + timeout;
+        // Armed before anyone else can see the node, and outside the lock: a
+        // token stopped already runs the cancel here, which takes the lock
+        // and marks the node stop_pending (checked below).
+        if constexpr (!std::is_null_pointer_v<Stop>) {
+            if (stop->stop_possible()) w->on_stop.emplace(*stop, cancel_on_stop(*w));
+        }
         Lock lk(mu_);
         try {
             if (closing_) throw closed_error();
             admit_locked();
+            if (w->stop_pending) throw cancelled_error_locked(*w);
         } catch (...) {
             lk.unlock();
+            w->on_stop.reset();  // waits for a cancel running on another thread: it takes the lock
             w->finish(nullptr, std::current_exception());
             return;
         }
@@ -2435,6 +2492,7 @@ public:
         st.min = sizes.min;
         st.max = sizes.max;
         st.acquire_timeouts = acquire_timeouts_;
+        st.acquire_cancels = acquire_cancels_;
         st.connects = conn_.connects;
         st.connect_failures = conn_.failures;
         st.closes = closes_;
@@ -2468,6 +2526,24 @@ private:
     struct ThreadWaiter : Waiter<SlotT> {
         static constexpr std::uint32_t retry_signal = 1, settled_signal = 2;
         Parker parker;
+    };
+    // A blocked acquirer's stop_callback, and the reference that keeps the
+    // state alive while the callback may run (it takes the lock): the Pool may
+    // be destroyed while the thread still waits. Declared after the waiter and
+    // before the lock, so that it goes after the lock is let go (the callback's
+    // destructor waits for a cancel running on another thread, which takes the
+    // lock) and before the waiter (which that cancel reads).
+    struct ThreadStopHook {
+        PoolState* state = nullptr;  // set once it holds a reference
+        StopHook<SlotT> callback;
+        ThreadStopHook() = default;
+        ThreadStopHook(const ThreadStopHook&) = delete;
+        ThreadStopHook& operator=(const ThreadStopHook&) = delete;
+        ~ThreadStopHook() {
+            if (!state) return;
+            callback.reset();
+            state->drop_ref();
+        }
     };
     static Parker& parker_of(Waiter<SlotT>& w) noexcept {
         RESERVOIR_ASSERT(!w.async, "an async waiter has no thread to wake");
@@ -2517,7 +2593,8 @@ private:
     // Whether these two hold the lock depends on the waiter's parker (a thread
     // settled returns without taking it again), which the thread-safety
     // analysis cannot follow: they are checked by the threaded tests instead.
-    SlotT* wait_for_slot(time_point start, time_point deadline) RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
+    template <class Stop>
+    SlotT* wait_for_slot(time_point start, time_point deadline, Stop stop) RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
     static bool lock_unless_settled(ThreadWaiter& w, Lock& lk) noexcept RESERVOIR_NO_THREAD_SAFETY_ANALYSIS;
     void admit_locked() const RESERVOIR_REQUIRES(mu_);
     bool checkout(SlotT& s, time_point& start, duration timeout, const source_location& where);
@@ -2538,6 +2615,19 @@ private:
     void time_out_due_locked(time_point now) RESERVOIR_REQUIRES(mu_);
     void wake_all_waiters_locked(WaitOutcome outcome) noexcept RESERVOIR_REQUIRES(mu_) {
         while (Waiter<SlotT>* w = queue_.pop_front()) settle_locked(*w, nullptr, outcome);
+    }
+
+    // Cancel on a std::stop_token (pool_waiting.hpp): run by the waiter's
+    // stop_callback, on whichever thread stops the token.
+    CancelOnStop<SlotT> cancel_on_stop(Waiter<SlotT>& w) noexcept {
+        return {[](void* pool, Waiter<SlotT>& waiter) noexcept { static_cast<PoolState*>(pool)->cancel(waiter); }, this,
+                &w};
+    }
+    void cancel(Waiter<SlotT>& w) noexcept RESERVOIR_EXCLUDES(mu_);
+    void note_cancel_locked(Waiter<SlotT>& w) RESERVOIR_REQUIRES(mu_);
+    AcquireCancelled cancelled_error_locked(Waiter<SlotT>& w) RESERVOIR_REQUIRES(mu_) {
+        note_cancel_locked(w);
+        return AcquireCancelled(std::move(w.message), w.waited);
     }
 
     bool finish_completed_locked() noexcept RESERVOIR_REQUIRES(mu_);
@@ -2595,6 +2685,10 @@ private:
         lk.released();
         mu_.unlock();
         if (last) delete this;
+    }
+    void drop_ref() noexcept RESERVOIR_EXCLUDES(mu_) {
+        Lock lk(mu_);
+        unref(lk);
     }
 
     // ---- events, waits and errors ----------------------------------------------
@@ -2669,6 +2763,7 @@ private:
     time_point next_housekeeping_ RESERVOIR_GUARDED_BY(mu_) = {};
     std::uint64_t random_ RESERVOIR_GUARDED_BY(mu_);
     std::uint64_t acquire_timeouts_ RESERVOIR_GUARDED_BY(mu_) = 0;
+    std::uint64_t acquire_cancels_ RESERVOIR_GUARDED_BY(mu_) = 0;
     std::uint64_t leaks_ RESERVOIR_GUARDED_BY(mu_) = 0;
     CloseCounts closes_ RESERVOIR_GUARDED_BY(mu_);
     bool closing_ RESERVOIR_GUARDED_BY(mu_) = false;
@@ -3012,23 +3107,44 @@ inline void PoolState<D, S, H, C, K>::worker_main() noexcept {
 
 namespace reservoir::detail {
 
+inline std::string cancelled_text(duration waited, const std::string& pool) {
+    return "reservoir: acquire cancelled by its stop_token after " + ms_text(waited) + " (" + pool + ")";
+}
+
 // The slow path of acquire: claim an idle slot under the lock if nobody
 // waits, else queue and sleep on the waiter's own parker, not on the pool's
 // lock: once settled it returns without touching the lock again, so a
 // hand-off is never held up behind threads contending for it.
 template <class D, class S, class H, class C, class K>
-inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point deadline) -> SlotT* {
+template <class Stop>
+inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point deadline, Stop stop) -> SlotT* {
+    constexpr bool cancellable = !std::is_null_pointer_v<Stop>;
+    ThreadWaiter w;  // the order of these three matters: see ThreadStopHook
+    struct NoHook {};
+    [[maybe_unused]] std::conditional_t<cancellable, ThreadStopHook, NoHook> on_stop;
     Lock lk(mu_);
     if (closing_) throw closed_error();
     if (queue_.empty()) {
         if (SlotT* s = claim_idle_locked()) return s;
     }
     admit_locked();
-    ThreadWaiter w;
     w.since = start;
     w.deadline = deadline;
+    if constexpr (cancellable) {
+        if (stop->stop_requested()) throw cancelled_error_locked(w);  // never queued
+    }
     enqueue_locked(w);
     wake_worker_if_needed_locked();
+    if constexpr (cancellable) {
+        if (stop->stop_possible()) {
+            // Not orphaned (the pool is open), so this is a reference of its own.
+            refs_.take_for_release();
+            on_stop.state = this;
+            lk.unlock();  // a token stopped meanwhile runs the cancel in here, which takes the lock
+            on_stop.callback.emplace(*stop, cancel_on_stop(w));
+            lk.lock();
+        }
+    }
     const auto now = [this] { return clock_.now(); };
     for (;;) {
         if (w.settled()) break;
@@ -3056,6 +3172,7 @@ inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point
         emit({EventKind::acquire_timeout, w.waited, w.message, {}});
         throw AcquireTimeout(std::move(w.message), w.waited);
     }
+    if (w.outcome == WaitOutcome::cancelled) throw AcquireCancelled(std::move(w.message), w.waited);
     if (w.outcome == WaitOutcome::closed) throw closed_error();
     if (w.outcome == WaitOutcome::unavailable) {
         if (!lk.owns_lock()) lk.lock();
@@ -3291,12 +3408,17 @@ inline void PoolState<D, S, H, C, K>::finish_one(AsyncWaiter<SlotT>& w) noexcept
     } else if (w.outcome == WaitOutcome::timed_out) {
         emit({EventKind::acquire_timeout, w.waited, w.message, {}});
         error = std::make_exception_ptr(AcquireTimeout(std::move(w.message), w.waited));
+    } else if (w.outcome == WaitOutcome::cancelled) {
+        error = std::make_exception_ptr(AcquireCancelled(std::move(w.message), w.waited));
     } else if (w.outcome == WaitOutcome::unavailable) {
         Lock lk(mu_);
         error = std::make_exception_ptr(unavailable_error_locked());
     } else {
         error = std::make_exception_ptr(closed_error());
     }
+    // Outside the lock: this waits for a cancel running on another thread
+    // (it finds the waiter settled). Run by the cancel itself, it returns at once.
+    w.on_stop.reset();
     w.finish(w.slot, std::move(error));
     delete &w;
 }
@@ -3307,12 +3429,51 @@ inline void PoolState<D, S, H, C, K>::requeue_async(AsyncWaiter<SlotT>& w) noexc
     w.slot = nullptr;
     if (closing_) {
         settle_locked(w, nullptr, WaitOutcome::closed);
+    } else if (w.stop_pending) {  // stopped while being checked out: it does not queue again
+        note_cancel_locked(w);
+        settle_locked(w, nullptr, WaitOutcome::cancelled);
     } else {
         queue_.requeue_front(w);
         serve_head_locked();
         wake_worker_if_needed_locked();
     }
     finish_completed_locked();
+}
+
+// Run by a waiter's stop_callback, on the thread that stops its token: takes
+// the waiter out of the queue and settles it with AcquireCancelled, unless a
+// hand-off or a timeout settled it first. A waiter not in the queue (not yet
+// queued, or an async one being checked out) is marked instead, and fails
+// when it would queue.
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::cancel(Waiter<SlotT>& w) noexcept {
+    Lock lk(mu_);
+    const bool head = queue_.head() == &w;
+    if (!queue_.cancel(w)) {
+        w.stop_pending = true;
+        return;
+    }
+    // Finishing an async waiter lets go of the lock, and the Pool may be
+    // destroyed meanwhile: hold a reference, as a release does (the pool is
+    // open, or the waiter would have been settled with PoolClosed).
+    refs_.take_for_release();
+    note_cancel_locked(w);
+    settle_locked(w, nullptr, WaitOutcome::cancelled);
+    if (head) serve_head_locked();  // the next head may need help, and a connection may be idle
+    if (Waiter<SlotT>* done = queue_.take_settled()) {
+        lk.unlock();
+        finish_async(done);
+        lk.lock();
+    }
+    unref(lk);
+}
+
+// Counts a cancel and records its wait and error text.
+template <class D, class S, class H, class C, class K>
+inline void PoolState<D, S, H, C, K>::note_cancel_locked(Waiter<SlotT>& w) {
+    ++acquire_cancels_;
+    w.waited = clock_.now() - w.since;
+    w.message = cancelled_text(w.waited, describe_locked());
 }
 
 // The slow path of release: under the lock, the connection is handed over or
@@ -3468,6 +3629,14 @@ public:
     Lease acquire(duration timeout, source_location where = source_location::current()) {
         return Lease(state_, state_->acquire(timeout, where));
     }
+    // Cancellable: once `stop` is stopped (from any thread), a wait in the
+    // queue ends with AcquireCancelled, unless a connection or a timeout
+    // came first. The token is looked at only when the acquire must wait: with
+    // a connection idle it is served even if `stop` was stopped before the call;
+    // otherwise a token stopped already fails at once, without queueing.
+    Lease acquire(duration timeout, std::stop_token stop, source_location where = source_location::current()) {
+        return Lease(state_, state_->acquire(timeout, where, &stop));
+    }
 
     // Never waits for a connection to come free: an empty Lease when none is
     // idle (and a connect is started if the pool may grow). Throws PoolClosed.
@@ -3491,11 +3660,17 @@ public:
     template <class F>
         requires std::invocable<F&, Lease, std::exception_ptr>
     void async_acquire(duration timeout, F done, source_location where = source_location::current()) {
-        state_->async_acquire(timeout, where,
-                              [state = state_, done = std::move(done)](typename State::SlotT* slot,
-                                                                       std::exception_ptr error) mutable noexcept {
-                                  done(slot ? Lease(state, slot) : Lease(), std::move(error));
-                              });
+        state_->async_acquire(timeout, where, wrap(std::move(done)));
+    }
+    // Cancellable, as acquire(timeout, stop): a queued request whose `stop` is
+    // stopped gets AcquireCancelled, once, on the thread that stopped it (the
+    // callback runs inside request_stop()), unless a connection or a timeout
+    // came first.
+    template <class F>
+        requires std::invocable<F&, Lease, std::exception_ptr>
+    void async_acquire(duration timeout, F done, std::stop_token stop,
+                       source_location where = source_location::current()) {
+        state_->async_acquire(timeout, where, wrap(std::move(done)), &stop);
     }
 
     PoolStats stats() const { return state_->stats(); }
@@ -3534,6 +3709,15 @@ public:
     D& driver() noexcept { return state_->driver(); }
 
 private:
+    // The state's callback: a slot becomes a Lease.
+    template <class F>
+    auto wrap(F done) {
+        return [state = state_, done = std::move(done)](typename State::SlotT* slot,
+                                                        std::exception_ptr error) mutable noexcept {
+            done(slot ? Lease(state, slot) : Lease(), std::move(error));
+        };
+    }
+
     template <class P>
     static P make(const PoolOptions& options) {
         if constexpr (std::is_constructible_v<P, const PoolOptions&>)
@@ -3832,7 +4016,7 @@ struct ResetDirty {
 // Shape (one line; numbers are plain integers or exact decimals, never NaN
 // or infinite; times in milliseconds):
 //   {"total":3,"idle":2,"in_use":1,"resetting":0,"connecting":0,"waiting":0,"min":2,"max":20,
-//    "acquires":120,"acquire_timeouts":0,"connects":3,"connect_failures":1,
+//    "acquires":120,"acquire_timeouts":0,"acquire_cancels":0,"connects":3,"connect_failures":1,
 //    "closes":{"idle_timeout":0,"lifetime":0,"broken":0,"discarded":0,"reset_failed":0,
 //              "evicted":0,"shutdown":0,"total":0},
 //    "breaker":"closed","breaker_trips":0,"leaks":0,
@@ -4032,6 +4216,7 @@ inline std::string to_json(const PoolStats& s, const HistogramSnapshot* query_ti
     o.field("max", s.max);
     o.field("acquires", s.acquires);
     o.field("acquire_timeouts", s.acquire_timeouts);
+    o.field("acquire_cancels", s.acquire_cancels);
     o.field("connects", s.connects);
     o.field("connect_failures", s.connect_failures);
 
@@ -4340,7 +4525,8 @@ inline std::string to_json(const HealthReport& r) {
 //   reservoir_connections_connecting, reservoir_waiting          gauges
 //   reservoir_pool_min, reservoir_pool_max                       gauges
 //   reservoir_acquires_total, reservoir_acquire_timeouts_total,
-//   reservoir_connects_total, reservoir_connect_failures_total   counters
+//   reservoir_acquire_cancels_total, reservoir_connects_total,
+//   reservoir_connect_failures_total                             counters
 //   reservoir_closes_total{reason="idle_timeout"|"lifetime"|"broken"|"discarded"|
 //                          "reset_failed"|"evicted"|"shutdown"}  counter
 //   reservoir_breaker_state          gauge: 0 closed, 1 half-open, 2 open (alert on > 0)
@@ -4548,6 +4734,8 @@ public:
         counter("reservoir_acquires_total", "Leases handed out.", [](const PoolStats& s) { return s.acquires; });
         counter("reservoir_acquire_timeouts_total", "Acquires that gave up waiting for a connection.",
                 [](const PoolStats& s) { return s.acquire_timeouts; });
+        counter("reservoir_acquire_cancels_total", "Queued acquires cancelled by their stop_token.",
+                [](const PoolStats& s) { return s.acquire_cancels; });
         counter("reservoir_connects_total", "Connections opened.", [](const PoolStats& s) { return s.connects; });
         counter("reservoir_connect_failures_total", "Connection attempts that failed.",
                 [](const PoolStats& s) { return s.connect_failures; });

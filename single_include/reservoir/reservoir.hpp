@@ -1292,7 +1292,10 @@ inline constexpr const char* closed_text = "reservoir: pool is closed (shutdown 
 //   - every release that reaches the pool's lock, for as long as it runs: it
 //     may let go of the lock to close a connection or to finish async waiters,
 //     and the Pool may be destroyed meanwhile (its slot is then busy, not lent,
-//     so orphan does not count it).
+//     so orphan does not count it);
+//   - a blocked acquirer with a stop token, from the moment it queues until its
+//     stop callback is gone (the callback may run in another thread, later);
+//   - a cancel, while it finishes the async waiters it settled.
 // Workers need none: the Pool's destructor joins them. Every member is called
 // under the pool's lock.
 
@@ -1303,9 +1306,10 @@ namespace reservoir::detail {
 
 class References {
 public:
-    // A release holds one reference from the moment it has the lock: once
-    // the Pool is gone, its lease's (its slot is still lent here); before, a new one.
-    void take_for_release() noexcept {
+    // Taken under the lock by a holder other than the Pool. Once the Pool is
+    // gone only a release comes here, and its lease's reference (its slot is
+    // still lent) is the one it holds: none is added.
+    void take() noexcept {
         if (!orphaned_) ++refs_;
     }
 
@@ -3138,7 +3142,7 @@ inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point
     if constexpr (cancellable) {
         if (stop->stop_possible()) {
             // Not orphaned (the pool is open), so this is a reference of its own.
-            refs_.take_for_release();
+            refs_.take();
             on_stop.state = this;
             lk.unlock();  // a token stopped meanwhile runs the cancel in here, which takes the lock
             on_stop.callback.emplace(*stop, cancel_on_stop(w));
@@ -3456,7 +3460,7 @@ inline void PoolState<D, S, H, C, K>::cancel(Waiter<SlotT>& w) noexcept {
     // Finishing an async waiter lets go of the lock, and the Pool may be
     // destroyed meanwhile: hold a reference, as a release does (the pool is
     // open, or the waiter would have been settled with PoolClosed).
-    refs_.take_for_release();
+    refs_.take();
     note_cancel_locked(w);
     settle_locked(w, nullptr, WaitOutcome::cancelled);
     if (head) serve_head_locked();  // the next head may need help, and a connection may be idle
@@ -3482,7 +3486,7 @@ template <class D, class S, class H, class C, class K>
 inline void PoolState<D, S, H, C, K>::release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept {
     DeferredWakes wakes;  // destroyed after the lock below is let go: that delivers them
     Lock lk(mu_);
-    refs_.take_for_release();
+    refs_.take();
     if (closing_ && action != ReleaseAction::discard) {
         action = ReleaseAction::discard;
         why = CloseReason::shutdown;

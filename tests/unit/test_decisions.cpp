@@ -285,7 +285,7 @@ TEST_CASE("the state is freed by the last reference: the Pool's, a release's, or
     }
     SECTION("a release while the Pool lives holds its own") {
         References refs;
-        refs.take_for_release();
+        refs.take();
         CHECK_FALSE(refs.drop());  // the release ends
         CHECK(refs.drop());        // the Pool ends
     }
@@ -293,9 +293,9 @@ TEST_CASE("the state is freed by the last reference: the Pool's, a release's, or
         References refs;
         refs.orphan(2);            // two leases out
         CHECK_FALSE(refs.drop());  // the Pool's
-        refs.take_for_release();   // no new reference: the lease's
+        refs.take();               // no new reference: the lease's
         CHECK_FALSE(refs.drop());
-        refs.take_for_release();
+        refs.take();
         CHECK(refs.drop());  // the last lease frees it
     }
 }

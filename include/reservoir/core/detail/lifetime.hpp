@@ -9,7 +9,10 @@
 //   - every release that reaches the pool's lock, for as long as it runs: it
 //     may let go of the lock to close a connection or to finish async waiters,
 //     and the Pool may be destroyed meanwhile (its slot is then busy, not lent,
-//     so orphan does not count it).
+//     so orphan does not count it);
+//   - a blocked acquirer with a stop token, from the moment it queues until its
+//     stop callback is gone (the callback may run in another thread, later);
+//   - a cancel, while it finishes the async waiters it settled.
 // Workers need none: the Pool's destructor joins them. Every member is called
 // under the pool's lock.
 
@@ -21,9 +24,10 @@ namespace reservoir::detail {
 
 class References {
 public:
-    // A release holds one reference from the moment it has the lock: once
-    // the Pool is gone, its lease's (its slot is still lent here); before, a new one.
-    void take_for_release() noexcept {
+    // Taken under the lock by a holder other than the Pool. Once the Pool is
+    // gone only a release comes here, and its lease's reference (its slot is
+    // still lent) is the one it holds: none is added.
+    void take() noexcept {
         if (!orphaned_) ++refs_;
     }
 

@@ -38,7 +38,7 @@ inline auto PoolState<D, S, H, C, K>::wait_for_slot(time_point start, time_point
     if constexpr (cancellable) {
         if (stop->stop_possible()) {
             // Not orphaned (the pool is open), so this is a reference of its own.
-            refs_.take_for_release();
+            refs_.take();
             on_stop.state = this;
             lk.unlock();  // a token stopped meanwhile runs the cancel in here, which takes the lock
             on_stop.callback.emplace(*stop, cancel_on_stop(w));
@@ -356,7 +356,7 @@ inline void PoolState<D, S, H, C, K>::cancel(Waiter<SlotT>& w) noexcept {
     // Finishing an async waiter lets go of the lock, and the Pool may be
     // destroyed meanwhile: hold a reference, as a release does (the pool is
     // open, or the waiter would have been settled with PoolClosed).
-    refs_.take_for_release();
+    refs_.take();
     note_cancel_locked(w);
     settle_locked(w, nullptr, WaitOutcome::cancelled);
     if (head) serve_head_locked();  // the next head may need help, and a connection may be idle
@@ -382,7 +382,7 @@ template <class D, class S, class H, class C, class K>
 inline void PoolState<D, S, H, C, K>::release_slow(SlotT& s, ReleaseAction action, CloseReason why) noexcept {
     DeferredWakes wakes;  // destroyed after the lock below is let go: that delivers them
     Lock lk(mu_);
-    refs_.take_for_release();
+    refs_.take();
     if (closing_ && action != ReleaseAction::discard) {
         action = ReleaseAction::discard;
         why = CloseReason::shutdown;

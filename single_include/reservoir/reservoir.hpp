@@ -3045,7 +3045,9 @@ inline void PoolState<D, S, H, C, K>::resize(std::size_t min, std::size_t max) {
             ("must not exceed the pool's capacity (" + std::to_string(slots_.size()) + ", PoolOptions::capacity)")
                 .c_str());
     Lock lk(mu_);
-    sizing_.set_sizes(min, max);
+    // Pool::resize exists only for a policy with set_sizes; the test is for
+    // clang 14, whose explicit instantiation of a Pool compiles it anyway.
+    if constexpr (requires { sizing_.set_sizes(min, max); }) sizing_.set_sizes(min, max);
     trim_locked();
     // Min raised, or room for the waiters' connects: without background
     // threads, maintain() or a waiting acquirer makes them.

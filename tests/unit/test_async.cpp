@@ -20,41 +20,8 @@ using reservoir::mock::Server;
 
 namespace {
 
-// What one async_acquire was called back with, and on which thread.
-template <class Lease>
-struct Outcome {
-    std::mutex mu;
-    int calls = 0;
-    Lease lease;
-    std::exception_ptr error;
-    std::thread::id thread;
-
-    auto callback() {
-        return [this](Lease l, std::exception_ptr e) {
-            std::lock_guard lk(mu);
-            ++calls;
-            lease = std::move(l);
-            error = std::move(e);
-            thread = std::this_thread::get_id();
-        };
-    }
-    bool done() {
-        std::lock_guard lk(mu);
-        return calls > 0;
-    }
-    std::string error_text() {
-        std::lock_guard lk(mu);
-        try {
-            if (error) std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-            return e.what();
-        }
-        return "";
-    }
-};
-
-using MockOutcome = Outcome<MockPool::Lease>;
-using ManualOutcome = Outcome<test::ManualPool<>::Lease>;
+using MockOutcome = test::Outcome<MockPool::Lease>;
+using ManualOutcome = test::Outcome<test::ManualPool<>::Lease>;
 
 std::unique_ptr<MockPool> make_pool(const std::shared_ptr<Server>& server, PoolOptions o) {
     auto pool = std::make_unique<MockPool>(Driver(server), o);

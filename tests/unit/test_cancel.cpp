@@ -20,23 +20,7 @@ namespace {
 
 using Lease = test::ManualPool<>::Lease;
 
-// What one async_acquire was called back with, and on which thread. The
-// callbacks below run on the test's own threads, one at a time.
-struct Outcome {
-    int calls = 0;
-    Lease lease;
-    std::exception_ptr error;
-    std::thread::id thread;
-
-    auto callback() {
-        return [this](Lease l, std::exception_ptr e) {
-            ++calls;
-            lease = std::move(l);
-            error = std::move(e);
-            thread = std::this_thread::get_id();
-        };
-    }
-};
+using Outcome = test::Outcome<Lease>;
 
 // The AcquireCancelled in `error`, or nullopt when it holds something else.
 std::optional<AcquireCancelled> cancelled(const std::exception_ptr& error) {

@@ -587,6 +587,8 @@ TEST_CASE("pool options are validated, naming the field and the value", "[option
           "reservoir: invalid pool option acquire_timeout = -5ms: must not be negative");
     CHECK(message({.connect_timeout = 0ms}) == "reservoir: invalid pool option connect_timeout = 0ms: must be positive");
     CHECK(message({.max_connecting = 0}) == "reservoir: invalid pool option max_connecting = 0: must be at least 1");
+    CHECK_THAT(message({.handoff_patience = 0.5}),
+               Catch::StartsWith("reservoir: invalid pool option handoff_patience = 0.5"));
     CHECK_THAT(message({.lifetime_jitter = 1.5}), Catch::StartsWith("reservoir: invalid pool option lifetime_jitter = 1.5"));
     CHECK(message({.retry_initial = 0ms}) == "reservoir: invalid pool option retry_initial = 0ms: must be positive");
     CHECK(message({.retry_initial = 10ms, .retry_max = 5ms}) ==

@@ -29,6 +29,7 @@ using Waiter = reservoir::detail::Waiter<FakeSlot>;
 using reservoir::detail::WaitOutcome;
 
 const time_point t0 = time_point(1000h);
+const double factor = 2;  // handoff_patience
 
 // The time as the queue asks for it, counting the asks.
 struct Now {
@@ -96,7 +97,7 @@ TEST_CASE("the hand-off rule: who gets a returned connection", "[wait_queue]") {
     // clang-format on
     for (const Row& row : rows) {
         SECTION(row.rule) {
-            Queue q(row.handoff_after);
+            Queue q(row.handoff_after, factor);
             Waiter head = queued_since(t0, t0 + 1h, row.async);
             Waiter second = queued_since(t0);
             q.enqueue(head);
@@ -125,7 +126,7 @@ TEST_CASE("the hand-off rule: who gets a returned connection", "[wait_queue]") {
 }
 
 TEST_CASE("a release with nobody waiting leaves the connection idle and reads no clock", "[wait_queue]") {
-    Queue q(1ms);
+    Queue q(1ms, factor);
     int reads = 0;
     const auto d = q.on_release(Now{t0, &reads});
     CHECK(d.what == Queue::Release::leave_idle);
@@ -135,7 +136,7 @@ TEST_CASE("a release with nobody waiting leaves the connection idle and reads no
 TEST_CASE("the hand-off rule reads the clock only for a thread waiter under bounded barging", "[wait_queue]") {
     const auto [handoff, async, expected_reads] =
         GENERATE(table<int, bool, int>({{1, false, 1}, {1, true, 0}, {0, false, 0}}));
-    Queue q{std::chrono::milliseconds(handoff)};
+    Queue q{std::chrono::milliseconds(handoff), factor};
     Waiter w = queued_since(t0, t0 + 1h, async);
     q.enqueue(w);
     int reads = 0;
@@ -161,7 +162,7 @@ TEST_CASE("the gate rule: the head needs a release's help unless it is awake or 
     // clang-format on
     for (const Row& row : rows) {
         SECTION(row.rule) {
-            Queue q(row.handoff_after);
+            Queue q(row.handoff_after, factor);
             Waiter w = queued_since(t0);
             if (row.queued) q.enqueue(w);
             if (row.woken) q.wake(w);
@@ -172,7 +173,7 @@ TEST_CASE("the gate rule: the head needs a release's help unless it is awake or 
 }
 
 TEST_CASE("the queue hands out its waiters first come, first served", "[wait_queue]") {
-    Queue q(1ms);
+    Queue q(1ms, factor);
     Waiter a = queued_since(t0), b = queued_since(t0), c = queued_since(t0);
     CHECK(q.enqueue(a));  // the first is the head: the caller serves it
     CHECK_FALSE(q.enqueue(b));
@@ -188,7 +189,7 @@ TEST_CASE("the queue hands out its waiters first come, first served", "[wait_que
 TEST_CASE("barging: a woken waiter's turn is taken once, and one that loses its claim sleeps until due",
           "[wait_queue]") {
     using Turn = Queue::Turn;
-    Queue q(1ms);
+    Queue q(1ms, factor);
     Waiter w = queued_since(t0, t0 + 10ms);
     q.enqueue(w);
     int reads = 0;
@@ -227,13 +228,80 @@ TEST_CASE("barging: a woken waiter's turn is taken once, and one that loses its 
     }
     SECTION("a barged waiter whose deadline comes before its hand-off wakes at the deadline") {
         Waiter short_wait = queued_since(t0, t0 + 500us);
+        q.enqueue(short_wait);
         short_wait.barged = true;
         CHECK(q.wake_at(short_wait) == t0 + 500us);
     }
 }
 
+TEST_CASE("patience: how long a waiter may be passed over, from the pool's pace and its place in line",
+          "[wait_queue]") {
+    Queue q(1ms, factor);
+    // The FIFO wait of the waiter at `position` at `per_ms` lends a millisecond, times the factor.
+    const auto scaled = [](std::size_t position, double per_ms) {
+        return std::chrono::duration_cast<duration>(std::chrono::duration<double, std::milli>(
+            static_cast<double>(position) / per_ms * factor));
+    };
+    // Equal but for the rounding of a double.
+    const auto near = [](duration a, duration b) { return a - b < 1us && b - a < 1us; };
+
+    SECTION("with no pace known yet, patience is handoff_after") {
+        CHECK(q.patience(1) == 1ms);
+        CHECK(q.patience(1000) == 1ms);
+        q.sample_pace(t0, 5000);  // a first sample has nothing to measure against
+        CHECK(q.patience(1000) == 1ms);
+    }
+    SECTION("a sample is due once every pace window") {
+        CHECK(q.pace_sample_due(t0));
+        q.sample_pace(t0, 0);
+        CHECK_FALSE(q.pace_sample_due(t0 + Queue::pace_window - 1ns));
+        CHECK(q.pace_sample_due(t0 + Queue::pace_window));
+    }
+    SECTION("patience is the factor times the FIFO wait at the pace, never less than handoff_after") {
+        q.sample_pace(t0, 0);
+        q.sample_pace(t0 + 2ms, 200);  // 100 lends a millisecond
+        CHECK(q.patience(1) == 1ms);   // 10 us of FIFO wait: the floor
+        CHECK(near(q.patience(500), scaled(500, 100)));
+        CHECK(q.patience(500) > 5ms);  // what a strict FIFO would make it wait
+        // A waiter queued at position 500 is due that long after it began to wait.
+        std::vector<Waiter> ahead(499, queued_since(t0));
+        for (Waiter& w : ahead) q.enqueue(w);
+        Waiter last = queued_since(t0 + 3ms);
+        q.enqueue(last);
+        CHECK(near(last.due - t0, 3ms + scaled(500, 100)));
+        CHECK(ahead.front().due == t0 + 1ms);
+    }
+    SECTION("the pace follows the load a quarter of the way each sample") {
+        q.sample_pace(t0, 0);
+        q.sample_pace(t0 + 2ms, 200);  // 100 a millisecond
+        q.sample_pace(t0 + 4ms, 600);  // 200 a millisecond: 125 kept
+        CHECK(near(q.patience(1000), scaled(1000, 125)));
+    }
+    SECTION("a pace measured over an idle gap is forgotten: patience is handoff_after until the next sample") {
+        q.sample_pace(t0, 0);
+        q.sample_pace(t0 + 2ms, 200);
+        REQUIRE(q.patience(1000) > 1ms);
+        q.sample_pace(t0 + 2ms + Queue::pace_stale + 1ms, 210);
+        CHECK(q.patience(1000) == 1ms);
+        q.sample_pace(t0 + 4ms + Queue::pace_stale + 1ms, 410);  // 100 a millisecond again
+        CHECK(near(q.patience(1000), scaled(1000, 100)));
+    }
+    SECTION("patience is capped however long the line") {
+        q.sample_pace(t0, 0);
+        q.sample_pace(t0 + 2ms, 2);  // one lend a millisecond
+        CHECK(q.patience(1000000) == Queue::max_patience);
+    }
+    SECTION("strict FIFO (handoff_after 0) samples nothing and has no patience") {
+        Queue fifo(0ms, factor);
+        CHECK_FALSE(fifo.pace_sample_due(t0 + 1h));
+        fifo.sample_pace(t0, 0);
+        fifo.sample_pace(t0 + 2ms, 200);
+        CHECK(fifo.patience(1000) == 0ms);
+    }
+}
+
 TEST_CASE("an async waiter whose connection failed its check is requeued at the front", "[wait_queue]") {
-    Queue q(1ms);
+    Queue q(1ms, factor);
     Waiter a = queued_since(t0, t0 + 1h, true), b = queued_since(t0);
     q.enqueue(a);
     q.enqueue(b);
@@ -250,7 +318,7 @@ TEST_CASE("an async waiter whose connection failed its check is requeued at the 
 }
 
 TEST_CASE("the timeout pass settles every waiter due at once, in order, and leaves the others", "[wait_queue]") {
-    Queue q(1ms);
+    Queue q(1ms, factor);
     Waiter a = queued_since(t0, t0 + 1ms), b = queued_since(t0, t0 + 5ms), c = queued_since(t0 + 1ms, t0 + 2ms),
            d = queued_since(t0, t0 + 3ms), e = queued_since(t0, t0 + 4ms);
     for (Waiter* w : {&a, &b, &c, &d, &e}) q.enqueue(*w);
@@ -271,7 +339,7 @@ TEST_CASE("the timeout pass settles every waiter due at once, in order, and leav
 }
 
 TEST_CASE("a timeout pass that leaves the head in place asks for nothing", "[wait_queue]") {
-    Queue q(1ms);
+    Queue q(1ms, factor);
     Waiter a = queued_since(t0, t0 + 5ms), b = queued_since(t0, t0 + 1ms);
     q.enqueue(a);
     q.enqueue(b);
@@ -284,7 +352,7 @@ TEST_CASE("a timeout pass that leaves the head in place asks for nothing", "[wai
 }
 
 TEST_CASE("cancel takes a still-queued waiter out, wherever it stands, and not a settled one", "[wait_queue]") {
-    Queue q(1ms);
+    Queue q(1ms, factor);
     Waiter a = queued_since(t0), b = queued_since(t0), c = queued_since(t0), d = queued_since(t0);
     for (Waiter* w : {&a, &b, &c}) q.enqueue(*w);
 
@@ -345,7 +413,7 @@ TEST_CASE("cancel takes a still-queued waiter out, wherever it stands, and not a
 
 TEST_CASE("settled async waiters are finished in the order they were settled, and threads are woken instead",
           "[wait_queue]") {
-    Queue q(1ms);
+    Queue q(1ms, factor);
     Waiter a = queued_since(t0, t0 + 1h, true), thread = queued_since(t0), b = queued_since(t0, t0 + 1h, true);
     for (Waiter* w : {&a, &thread, &b}) q.enqueue(*w);
     CHECK(q.settle(*q.pop_front(), nullptr, WaitOutcome::closed));
@@ -361,7 +429,7 @@ TEST_CASE("settled async waiters are finished in the order they were settled, an
 TEST_CASE("an async waiter settled again after its check failed ends the settled list", "[wait_queue]") {
     // Finished from a list (a -> b), a fails its check and is settled again
     // (the pool closed meanwhile): its stale link to b must not make b finish twice.
-    Queue q(1ms);
+    Queue q(1ms, factor);
     Waiter a = queued_since(t0, t0 + 1h, true), b = queued_since(t0, t0 + 1h, true);
     q.enqueue(a);
     q.enqueue(b);
@@ -376,7 +444,7 @@ TEST_CASE("an async waiter settled again after its check failed ends the settled
 }
 
 TEST_CASE("the earliest async deadline ignores blocked threads, which keep their own", "[wait_queue]") {
-    Queue q(1ms);
+    Queue q(1ms, factor);
     CHECK(q.earliest_async_deadline() == time_point::max());
     Waiter thread = queued_since(t0, t0 + 1ms), late = queued_since(t0, t0 + 9ms, true),
            early = queued_since(t0, t0 + 4ms, true);

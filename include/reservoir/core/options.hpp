@@ -30,11 +30,15 @@ struct PoolOptions {
     std::chrono::milliseconds acquire_timeout = 5s;  // default deadline of acquire()
     std::size_t max_waiters = 0;         // waiters allowed to queue; 0 = no limit
     // Waiters are served in order. A returned connection goes straight to the
-    // oldest waiter once it has waited this long; before that it is left idle
-    // for the woken waiter, and a thread arriving at that moment may take it
+    // oldest waiter once its hand-off is due; before that it is left idle for
+    // the woken waiter, and a thread arriving at that moment may take it
     // first, which saves a context switch per hand-off under contention.
-    // 0 = always straight to the oldest waiter (strict FIFO).
+    // A waiter's hand-off is due after handoff_patience times what a strict
+    // FIFO would make it wait at the pool's current pace (its place in line
+    // over the lends a second), and never before handoff_after.
+    // handoff_after = 0: always straight to the oldest waiter (strict FIFO).
     std::chrono::milliseconds handoff_after = 1ms;
+    double handoff_patience = 1.75;
 
     // Connecting
     std::chrono::milliseconds connect_timeout = 10s;  // deadline to open one connection
@@ -126,6 +130,8 @@ inline void PoolOptions::validate() const {
     detail::require_non_negative("breaker_cooldown", breaker_cooldown);
     detail::require_non_negative("leak_threshold", leak_threshold);
     if (connect_timeout.count() == 0) bad_option("connect_timeout", "0ms", "must be positive");
+    if (!(handoff_patience >= 1.0 && handoff_patience <= 100.0))
+        bad_option("handoff_patience", std::to_string(handoff_patience), "must be between 1 and 100");
     if (!(lifetime_jitter >= 0.0 && lifetime_jitter < 1.0))
         bad_option("lifetime_jitter", std::to_string(lifetime_jitter), "must be in [0, 1)");
     if (retry_initial.count() <= 0)

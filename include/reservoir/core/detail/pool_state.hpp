@@ -93,7 +93,7 @@ public:
           clock_(std::move(clock)),
           options_(std::move(options)),
           slots_(validated_capacity()),
-          queue_(options_.handoff_after),
+          queue_(options_.handoff_after, options_.handoff_patience),
           jobs_(slots_.size()),
           conn_(options_.breaker_threshold, options_.breaker_cooldown),
           // Jitter must differ between pools and processes started together.
@@ -414,6 +414,7 @@ private:
     bool ping(SlotT& s, time_point deadline) noexcept;
 
     void enqueue_locked(Waiter<SlotT>& w) noexcept RESERVOIR_REQUIRES(mu_) {
+        if (queue_.pace_sample_due(w.since)) queue_.sample_pace(w.since, slots_.lends());
         if (queue_.enqueue(w)) serve_head_locked();
     }
     void serve_head_locked() noexcept RESERVOIR_REQUIRES(mu_);

@@ -161,6 +161,13 @@ public:
         return idle;
     }
 
+    // Leases served by every slot, ever: the pool's pace, read by the hand-off rule.
+    std::uint64_t lends() const noexcept {
+        std::uint64_t n = 0;
+        for (std::size_t i = 0; i < reach(); ++i) n += slots_[i].lends.load(std::memory_order_relaxed);
+        return n;
+    }
+
     SlotCounts counts() const noexcept {
         SlotCounts c;
         for (std::size_t i = 0; i < reach(); ++i) {

@@ -74,6 +74,7 @@ struct Waiter {
     Waiter* next = nullptr;  // also links the settled async waiters still to finish
     time_point since{};      // when it began to wait
     time_point deadline{};   // when it gives up
+    time_point due{};        // when its hand-off is due (set when queued)
     SlotT* slot = nullptr;   // the connection handed to this waiter
     WaitOutcome outcome = WaitOutcome::waiting;
     duration waited{};          // when timed out or cancelled: for how long, and the error's text
@@ -127,7 +128,8 @@ class WaitQueue {
 public:
     using W = Waiter<SlotT>;
 
-    explicit WaitQueue(duration handoff_after) noexcept : handoff_after_(handoff_after) {}
+    WaitQueue(duration handoff_after, double patience_factor) noexcept
+        : handoff_after_(handoff_after), patience_factor_(patience_factor) {}
     WaitQueue(const WaitQueue&) = delete;
     WaitQueue& operator=(const WaitQueue&) = delete;
 
@@ -139,8 +141,10 @@ public:
     // ---- links ------------------------------------------------------------------
 
     // True when `w` is the head now: the caller serves it (serve_head).
+    // Its hand-off falls due `patience` after `since` (see the top).
     bool enqueue(W& w) noexcept {
         RESERVOIR_ASSERT(!w.prev && !w.next && head_ != &w, "a waiter is queued twice");
+        w.due = w.since + patience(waiting_ + 1);
         RESERVOIR_ASSERT(!tail_ || !tail_->next, "the waiter queue's tail has a successor");
         w.prev = tail_;
         (tail_ ? tail_->next : head_) = &w;
@@ -227,7 +231,7 @@ public:
     // strict FIFO) need none, and a precise clock read is most of a release.
     template <class Now>
     bool hand_off_now(const W& w, Now&& now) const {
-        return w.async || handoff_after_.count() == 0 || now() - w.since >= handoff_after_;
+        return w.async || handoff_after_.count() == 0 || now() >= w.due;
     }
 
     enum class Release { hand_over, wake_head, leave_idle };
@@ -275,7 +279,7 @@ public:
             --retrying_;
             return Turn::woken;
         }
-        return w.barged && now() >= handoff_due(w) ? Turn::due : Turn::none;
+        return w.barged && now() >= w.due ? Turn::due : Turn::none;
     }
 
     // A waiter found nothing to claim on its turn. Woken and beaten to it by a
@@ -287,11 +291,36 @@ public:
         return turn == Turn::due;
     }
 
-    time_point handoff_due(const W& w) const noexcept { return w.since + handoff_after_; }
-
     // When a queued thread wakes by itself: its deadline, or its hand-off if barged.
-    time_point wake_at(const W& w) const noexcept {
-        return w.barged ? std::min(handoff_due(w), w.deadline) : w.deadline;
+    time_point wake_at(const W& w) const noexcept { return w.barged ? std::min(w.due, w.deadline) : w.deadline; }
+
+    // ---- the pace --------------------------------------------------------------------
+
+    // Whether the caller should sample the pool's lends (sample_pace) before queueing.
+    bool pace_sample_due(time_point now) const noexcept {
+        return handoff_after_.count() != 0 && now - paced_at_ >= pace_window;
+    }
+
+    // Records the pool's total lends at `now`. A pace measured over a gap
+    // longer than pace_stale (an idle pool) says nothing of the load that
+    // queues now: until the next sample, patience is handoff_after.
+    void sample_pace(time_point now, std::uint64_t lends) noexcept {
+        const duration gap = now - paced_at_;
+        const bool fresh = paced_at_ != time_point{} && gap > duration::zero() && gap <= pace_stale;
+        const double rate = fresh ? static_cast<double>(lends - lends_at_pace_) / static_cast<double>(gap.count()) : 0;
+        lends_per_tick_ = fresh && lends_per_tick_ > 0 ? lends_per_tick_ + (rate - lends_per_tick_) / 4 : rate;
+        paced_at_ = now;
+        lends_at_pace_ = lends;
+    }
+
+    // How long the waiter at `position` (1 = the head) may be passed over:
+    // patience_factor times what a strict FIFO would make it wait at the
+    // pool's pace, and never less than handoff_after.
+    duration patience(std::size_t position) const noexcept {
+        if (handoff_after_.count() == 0 || lends_per_tick_ <= 0) return handoff_after_;
+        const double fifo = static_cast<double>(position) / lends_per_tick_;
+        const double ticks = std::min(fifo * patience_factor_, static_cast<double>(max_patience.count()));
+        return std::max(handoff_after_, duration(static_cast<duration::rep>(ticks)));
     }
 
     // Unlinks every waiter whose deadline is at or before `now` and records
@@ -327,8 +356,16 @@ public:
         return at;
     }
 
+    static constexpr duration pace_window = std::chrono::milliseconds(2);
+    static constexpr duration pace_stale = std::chrono::milliseconds(50);
+    static constexpr duration max_patience = std::chrono::seconds(1);
+
 private:
     const duration handoff_after_;
+    const double patience_factor_;
+    time_point paced_at_{};
+    std::uint64_t lends_at_pace_ = 0;
+    double lends_per_tick_ = 0;  // 0: unknown
     W* head_ = nullptr;  // oldest
     W* tail_ = nullptr;
     std::size_t waiting_ = 0;

@@ -6,6 +6,7 @@
 //   reservoir-load [--url URL] [--workers N] [--pool N] [--seconds S] [--warmup S]
 //                  [--query point|sleep|none|SQL] [--mode pool|naive|async|connect|shared|pipeline]
 //                  [--batch N] [--threads N] [--json FILE] [--quiet] [--handoff-after MS]
+//                  [--handoff-patience X]
 //                  [--reset discard_all|light|trust_sql_text|none] [--cycles N]
 //
 // Modes, the same workers each time:
@@ -147,7 +148,8 @@ struct Settings {
     std::uint64_t cycles = 0;  // 0 = timed; otherwise the run's iterations, all workers together
     std::string json;
     bool quiet = false;  // no progress line and no readable summary
-    std::optional<std::chrono::milliseconds> handoff_after;  // the pool's option; unset = its default
+    std::optional<std::chrono::milliseconds> handoff_after;  // the pool's options; unset = their defaults
+    std::optional<double> handoff_patience;
     pg::ResetMode reset = pg::ResetMode::discard_all;
 };
 
@@ -168,6 +170,7 @@ constexpr const char* reset_name(pg::ResetMode m) {
                  "                      [--warmup S] [--query point|sleep|none|SQL]\n"
                  "                      [--mode pool|naive|async|connect|shared|pipeline]\n"
                  "                      [--batch N] [--threads N] [--json FILE] [--quiet] [--handoff-after MS]\n"
+                 "                      [--handoff-patience X]\n"
                  "                      [--reset discard_all|light|trust_sql_text|none] [--cycles N]\n",
                  why.c_str());
     std::exit(2);
@@ -223,6 +226,8 @@ Settings parse(int argc, char** argv) {
             s.reset = *it;
         } else if (flag == "--handoff-after")
             s.handoff_after = std::chrono::milliseconds(static_cast<long long>(number(flag, value, 0, 60000)));
+        else if (flag == "--handoff-patience")
+            s.handoff_patience = number(flag, value, 1, 100);
         else if (flag == "--mode") {
             if (value == "pool") s.mode = Mode::pool;
             else if (value == "naive") s.mode = Mode::naive;
@@ -824,6 +829,7 @@ int run(const Settings& settings) {
     config.pool.acquire_timeout = acquire_timeout;
     config.pool.connect_timeout = connect_timeout;
     if (settings.handoff_after) config.pool.handoff_after = *settings.handoff_after;
+    if (settings.handoff_patience) config.pool.handoff_patience = *settings.handoff_patience;
     config.validate();
 
     const Workload work(settings.query);

@@ -3,9 +3,9 @@
 // A starts writable and B read-only (default_transaction_read_only = on, as a
 // standby looks to libpq). Under a load of reads and writes, A is made
 // read-only and then B writable. The application does nothing special: the
-// first 25006 (read-only) error retires every connection opened before it
-// (pg::ServerEpoch), and new connections land on B because libpq skips the
-// read-only A.
+// first 25006 (read-only) error retires its connection, and the next
+// connection opened, which lands on B because libpq skips the read-only A,
+// retires every other one opened before it (pg::ServerEpoch).
 //
 // Checked: writes succeed again within `write_bound` of the demotion; every
 // acknowledged write is found on the server that acknowledged it (and on no

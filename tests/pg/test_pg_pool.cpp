@@ -236,26 +236,90 @@ TEST_CASE("a connection that must be evicted is closed when returned", "[pg]") {
     CHECK(pool.stats().closes.discarded == 1);
 }
 
-TEST_CASE("a read-only error on one connection retires the others opened before it", "[pg]") {
+// However a session made itself read-only, a write it has refused (25006)
+// retires that session alone: the next session the driver opens finds the
+// server writable, so its siblings are kept.
+TEST_CASE("a session that made itself read-only retires only itself, however it did", "[pg]") {
     ScratchTable t("id int");
+    const std::string insert = "INSERT INTO " + t.name() + " VALUES (1)";
+    // Each makes the session read-only in its own way; the write that follows is refused.
+    const auto [how, setup] = GENERATE(table<std::string, std::string>({
+        {"SET", "SET default_transaction_read_only = on"},
+        {"BEGIN READ ONLY", "BEGIN READ ONLY"},
+        {"session characteristics", "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"},
+        {"a DO block", "DO $$ BEGIN PERFORM set_config('default_transaction_read_only', 'on', false); END $$"},
+        {"a function", "CREATE FUNCTION pg_temp.ro() RETURNS void LANGUAGE sql AS "
+                       "$$ SELECT set_config('default_transaction_read_only', 'on', false) $$; SELECT pg_temp.ro()"},
+    }));
+    CAPTURE(how);
     auto cfg = config();
+    cfg.pool.min_size = 2;
+    cfg.pool.max_size = 2;
+    reservoir::PgPool pool(cfg);
+    auto b = pool.acquire();
+    int refused_pid = 0;
+    {
+        auto a = pool.acquire();
+        refused_pid = a->backend_pid();
+        a->execute(setup);
+        try {
+            a->query(insert);
+            FAIL("the write was not refused");
+        } catch (const pg::QueryError& e) {
+            CHECK(e.sqlstate() == "25006");
+        }
+        CHECK(a->must_evict());
+    }
+    auto c = pool.acquire();  // opened to replace `a`: the referee, which finds the server writable
+    CHECK(c->backend_pid() != refused_pid);
+    CHECK_FALSE(b->must_evict());
+    CHECK_FALSE(c->must_evict());
+    CHECK(b->query(insert).affected_rows() == 1);
+    CHECK(pool.stats().closes.discarded == 1);
+}
+
+// A server that new sessions find read-only (here a database whose default is
+// read-only; a fenced or demoted primary looks the same to a new session):
+// the first refused write retires every session opened before it, once the
+// next session the driver opens confirms it.
+TEST_CASE("a write refused by a read-only server retires every connection opened before it", "[pg]") {
+    const std::string db = unique_name("reservoir_ro");
+    const auto owner = connect().query("SELECT quote_ident(current_user)").scalar<std::string>();
+    auto admin = connect_admin();
+    admin.execute("CREATE DATABASE " + db + " OWNER " + owner);  // PostgreSQL 15: only the owner creates in public
+    struct Drop {
+        std::string db;
+        ~Drop() {
+            try {
+                auto admin = connect_admin();
+                admin.execute("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+            } catch (...) {
+            }
+        }
+    } drop{db};
+    auto cfg = config();
+    cfg.dbname = db;
     cfg.pool.min_size = 2;
     cfg.pool.max_size = 2;
     reservoir::PgPool pool(cfg);
     int before[2] = {};
     {
         auto a = pool.acquire(), b = pool.acquire();
+        REQUIRE(a->query("SELECT current_database()").scalar<std::string>() == db);
+        a->execute("CREATE TABLE t (id int)");
         before[0] = a->backend_pid();
         before[1] = b->backend_pid();
-        // As a demoted primary answers a write: only `a` sees 25006.
+        // New sessions are read-only from now on; these two are not, until
+        // `a` is (as a session on a demoted server is) and has a write refused.
+        admin.execute("ALTER DATABASE " + db + " SET default_transaction_read_only = on");
         a->execute("SET default_transaction_read_only = on");
-        CHECK_THROWS_AS(a->query("INSERT INTO " + t.name() + " VALUES (1)"), pg::QueryError);
-        CHECK(b->must_evict());  // opened before the error: it would have failed its next write too
+        CHECK_THROWS_AS(a->query("INSERT INTO t VALUES (1)"), pg::QueryError);
+        CHECK_FALSE(b->must_evict());  // a suspicion until a new session confirms it
     }
-    auto c = pool.acquire(), d = pool.acquire();  // opened after it: kept
+    // `a` is replaced by a new session, the referee, which finds the server read-only.
+    REQUIRE(eventually([&] { return pool.stats().connects == 3; }));
+    auto c = pool.acquire(), d = pool.acquire();  // `b`, idle, is retired at its borrow
     for (int pid : {c->backend_pid(), d->backend_pid()}) CHECK((pid != before[0] && pid != before[1]));
-    CHECK_FALSE(c->must_evict());
-    CHECK(pool.stats().closes.discarded == 2);
 }
 
 TEST_CASE("120 workers through a pool of 20: no errors, never more than 20 server connections", "[pg]") {

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -101,19 +102,70 @@ private:
 };
 }  // namespace detail
 
-// Shared by a driver's connections. Bumped by the first connection that
-// finds its server read-only (25006: a primary demoted by a failover), so that
-// every connection opened before that is closed too, at its next borrow or
-// return, instead of each failing a write first. Connections opened since
-// land on whichever server libpq finds writable now.
+// Shared by a driver's connections: which of them were opened before their
+// server turned read-only, to be closed at their next borrow or return rather
+// than each fail a write first. A write refused with 25006 (read-only) says
+// either that the server is read-only now (a primary demoted by a failover,
+// or fenced with default_transaction_read_only) or that the session made
+// itself read-only (SET default_transaction_read_only, BEGIN READ ONLY, a
+// function or DO block that set either), and only the first is a reason to
+// retire every connection. The refused session cannot tell which from its
+// own state, so the decision does not rest on reading its SQL:
+//   - a server that reports in_hot_standby (set by the server alone) is read-only: the epoch advances;
+//   - otherwise the refusal is a suspicion, and the next session the driver
+//     opens is the referee, a fresh session with nothing of the suspect's own
+//     doing: it advances the epoch if libpq placed it on another server (it
+//     skipped the suspect's, as target_session_attrs=read-write does with a
+//     read-only server) or if that server reports it read-only to a new
+//     session too; if it finds the server writable the suspicion is dropped.
 class ServerEpoch {
 public:
     std::uint64_t current() const noexcept { return epoch_.load(std::memory_order_acquire); }
-    // Once per epoch: the siblings that hit 25006 too find it already advanced.
-    void advance_from(std::uint64_t seen) noexcept { epoch_.compare_exchange_strong(seen, seen + 1); }
+
+    // A session opened in epoch `opened_in` on `c` had a write refused as read-only.
+    void refused_write(PGconn* c, std::uint64_t opened_in) noexcept {
+        if (reports(c, "in_hot_standby")) return advance_from(opened_in);
+        try {
+            std::lock_guard lock(mu_);
+            if (opened_in != current()) return;  // retired already
+            suspect_server_ = server_of(c);
+            suspect_epoch_ = opened_in;
+            suspected_.store(true, std::memory_order_release);
+        } catch (...) {  // no memory for the server's name: the refused session alone is retired
+        }
+    }
+
+    // Called with each session the driver opens, before it takes its epoch.
+    void referee(PGconn* fresh) noexcept {
+        if (!suspected_.load(std::memory_order_acquire)) return;
+        try {
+            std::lock_guard lock(mu_);
+            if (!suspected_.exchange(false, std::memory_order_relaxed)) return;
+            if (server_of(fresh) != suspect_server_ || reports(fresh, "in_hot_standby") ||
+                reports(fresh, "default_transaction_read_only"))
+                advance_from(suspect_epoch_);
+        } catch (...) {  // as above
+        }
+    }
 
 private:
+    // Once per epoch: the siblings refused too find it already advanced.
+    void advance_from(std::uint64_t seen) noexcept { epoch_.compare_exchange_strong(seen, seen + 1); }
+    static bool reports(PGconn* c, const char* parameter) noexcept {
+        const char* value = PQparameterStatus(c, parameter);
+        return value && std::string_view(value) == "on";
+    }
+    static std::string server_of(PGconn* c) {
+        const char* host = PQhost(c);
+        const char* port = PQport(c);
+        return std::string(host ? host : "") + ":" + (port ? port : "");
+    }
+
     std::atomic<std::uint64_t> epoch_{0};
+    std::atomic<bool> suspected_{false};
+    std::mutex mu_;
+    std::uint64_t suspect_epoch_ = 0;  // guarded by mu_
+    std::string suspect_server_;       // "host:port", guarded by mu_
 };
 
 class Connection {
@@ -129,9 +181,12 @@ public:
         : conn_(adopted),
           metrics_(std::move(metrics)),
           epoch_(std::move(epoch)),
-          opened_in_(epoch_ ? epoch_->current() : 0),
           session_reset_(session_reset) {
         if (!conn_) return;
+        if (epoch_) {
+            epoch_->referee(conn_.get());
+            opened_in_ = epoch_->current();
+        }
         PQsetNoticeReceiver(conn_.get(), detail::drop_notice, nullptr);
         if (PQsetnonblocking(conn_.get(), 1) != 0) evict_ = true;
     }
@@ -238,9 +293,9 @@ public:
 
     // True once the session must not be reused although it may still answer:
     // the connection broke, a timed-out statement could not be drained, or
-    // the server reported 25006 (read-only: a failover demoted this server)
-    // or 25P03 (idle-in-transaction timeout), or a sibling opened in the same
-    // epoch found its server read-only (ServerEpoch).
+    // the server reported 25006 (a write refused as read-only) or 25P03
+    // (idle-in-transaction timeout), or its server turned read-only since it
+    // was opened (ServerEpoch).
     bool must_evict() const noexcept { return evict_ || (epoch_ && epoch_->current() != opened_in_); }
 
     // Cheap local check, no round trip: open, idle (no transaction, nothing
@@ -613,7 +668,7 @@ private:
             throw ConnectionLost("reservoir: connection lost: " + text, state, server_detail);
         }
         if (detail::requires_eviction(state)) evict_ = true;
-        if (state == sqlstate::read_only_transaction && epoch_) epoch_->advance_from(opened_in_);
+        if (state == sqlstate::read_only_transaction && epoch_) epoch_->refused_write(c, opened_in_);
         throw QueryError("reservoir: query failed: " + text, state, server_detail, field(PG_DIAG_MESSAGE_HINT));
     }
 
@@ -621,7 +676,7 @@ private:
     duration query_timeout_ = duration::zero();
     std::shared_ptr<QueryMetrics> metrics_;
     std::shared_ptr<ServerEpoch> epoch_;
-    std::uint64_t opened_in_;  // the epoch when it was opened
+    std::uint64_t opened_in_ = 0;  // the epoch when it was opened
     detail::SessionTracker session_;
     ResetMode session_reset_;
     bool evict_ = false;

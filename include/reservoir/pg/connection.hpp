@@ -111,7 +111,8 @@ private:
 // function or DO block that set either), and only the first is a reason to
 // retire every connection. The refused session cannot tell which from its
 // own state, so the decision does not rest on reading its SQL:
-//   - a server that reports in_hot_standby (set by the server alone) is read-only: the epoch advances;
+//   - a server that reports in_hot_standby (which only the server sets) is
+//     read-only: the epoch advances at once;
 //   - otherwise the refusal is a suspicion, and the next session the driver
 //     opens is the referee, a fresh session with nothing of the suspect's own
 //     doing: it advances the epoch if libpq placed it on another server (it

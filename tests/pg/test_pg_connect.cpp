@@ -260,3 +260,19 @@ TEST_CASE("notices the server sends while it starts a session never reach stderr
     }
     CHECK(printed.empty());
 }
+
+// The server counts a session until its backend has exited, after the close.
+// A pool that opened a replacement at once would make it see one more than
+// max; closing therefore returns only once the server has let the session go.
+TEST_CASE("closing a connection returns once the server no longer counts its session", "[pg]") {
+    auto admin = connect_admin();
+    for (int i = 0; i < 40; ++i) {
+        int pid = 0;
+        {
+            auto c = connect();
+            pid = c.backend_pid();
+        }
+        CAPTURE(i);
+        REQUIRE(admin.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).scalar<std::int64_t>() == 0);
+    }
+}

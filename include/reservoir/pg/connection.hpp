@@ -11,10 +11,14 @@
 //
 // Not thread-safe: one thread at a time, like the Lease that lends it.
 
+#include <fcntl.h>
 #include <libpq-fe.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -92,9 +96,32 @@ public:
     const HangupWatch& watch() const noexcept { return watch_; }
 
 private:
+    // The server counts a session (pg_stat_activity, max_connections) until
+    // its backend has exited, which it does after it reads the Terminate that
+    // PQfinish sends, and it closes the socket last. So a replacement opened
+    // as soon as PQfinish returns could make the server see one connection
+    // more than the pool's max. A copy of the socket kept past PQfinish shows
+    // the server's end of the session: closing waits for it, up to
+    // backend_exit_wait (a server out of reach is not waited for longer).
     void close() noexcept {
-        watch_.stop(conn_ ? PQsocket(conn_.get()) : -1);
+        const int fd = conn_ ? PQsocket(conn_.get()) : -1;
+        watch_.stop(fd);
+        const int peer = fd >= 0 && PQstatus(conn_.get()) == CONNECTION_OK ? ::fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
         conn_.reset();
+        if (peer < 0) return;
+        await_end_of_stream(peer, std::chrono::steady_clock::now() + backend_exit_wait);
+        ::close(peer);
+    }
+
+    static constexpr auto backend_exit_wait = std::chrono::milliseconds(50);
+
+    // Reads and drops what arrives until the peer closes (or fails), or the deadline.
+    static void await_end_of_stream(int fd, time_point deadline) noexcept {
+        char buf[512];
+        while (wait_socket(fd, POLLIN, deadline) != 0) {
+            const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return;
+        }
     }
 
     ConnPtr conn_;

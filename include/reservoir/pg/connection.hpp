@@ -158,17 +158,16 @@ public:
             if (opened_in != current()) return;  // retired already
             suspect_server_ = server_of(c);
             suspect_epoch_ = opened_in;
-            suspected_.store(true, std::memory_order_release);
+            suspected_ = true;
         } catch (...) {  // no memory for the server's name: the refused session alone is retired
         }
     }
 
     // Called with each session the driver opens, before it takes its epoch.
     void referee(PGconn* fresh) noexcept {
-        if (!suspected_.load(std::memory_order_acquire)) return;
         try {
-            std::lock_guard lock(mu_);
-            if (!suspected_.exchange(false, std::memory_order_relaxed)) return;
+            std::lock_guard lock(mu_);  // a connect's cost beside it is nothing
+            if (!std::exchange(suspected_, false)) return;
             if (server_of(fresh) != suspect_server_ || reports(fresh, "in_hot_standby") ||
                 reports(fresh, "default_transaction_read_only"))
                 advance_from(suspect_epoch_);
@@ -190,10 +189,10 @@ private:
     }
 
     std::atomic<std::uint64_t> epoch_{0};
-    std::atomic<bool> suspected_{false};
     std::mutex mu_;
-    std::uint64_t suspect_epoch_ = 0;  // guarded by mu_
-    std::string suspect_server_;       // "host:port", guarded by mu_
+    bool suspected_ = false;           // guarded by mu_, as are the two below
+    std::uint64_t suspect_epoch_ = 0;
+    std::string suspect_server_;       // "host:port"
 };
 
 class Connection {
